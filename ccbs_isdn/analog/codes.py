@@ -65,6 +65,12 @@ class ActivationCodes:
                 f"quick digit {self.quick_digit!r} is not one DTMF key",
                 key="codes.quick_digit", expected="one of 0-9 * # A-D, or unset",
             )
+        texts = [p for _, p in patterns]
+        if len(set(texts)) != len(texts):
+            raise ConfigError(
+                f"two procedures share one code: {sorted(texts)}",
+                key="codes", expected="a different code per procedure",
+            )
         fixed = [(k, p) for k, p in patterns if _NUMBER not in p]
         for kind, pattern in fixed:
             for other_kind, other in patterns:
@@ -244,8 +250,8 @@ class CodeRecogniser:
             self._enter(_State.IDLE)  # window over: busy tone goes on, R means nothing
             return None
         if state is _State.AFTER_FLASH:
-            self._enter(_State.IDLE)
             window_over = self._window_end is not None and now >= self._window_end
+            self._enter(_State.IDLE)
             return Rejected(digits, "window-expired" if window_over else "incomplete")
         if state is _State.DIALTONE and digits:
             self._enter(_State.IDLE)

@@ -354,15 +354,20 @@ def _split(body: str, base: int) -> list[tuple[str, int]]:
     fields: list[tuple[str, int]] = []
     start = 0
     quoted = False
+
+    def add(piece: str, at: int) -> None:
+        # offsets point at the field itself, not at the blank after ':'
+        fields.append((piece.strip(), base + at + len(piece) - len(piece.lstrip())))
+
     for i, ch in enumerate(body):
         if ch == '"':
             quoted = not quoted
         elif ch == "," and not quoted:
-            fields.append((body[start:i].strip(), base + start))
+            add(body[start:i], start)
             start = i + 1
     if quoted:
         raise _fail("unterminated quoted string", base + len(body))
-    fields.append((body[start:].strip(), base + start))
+    add(body[start:], start)
     return fields
 
 
