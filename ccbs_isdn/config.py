@@ -384,7 +384,10 @@ class TimeRange:
         return minute_of_day >= self.start or minute_of_day < self.end
 
     def __str__(self) -> str:
-        return f"{self.start // 60:02d}:{self.start % 60:02d}-{self.end // 60:02d}:{self.end % 60:02d}"
+        def hhmm(minutes: int) -> str:
+            return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+        return f"{hhmm(self.start)}-{hhmm(self.end)}"
 
 
 @dataclass(frozen=True, slots=True)
