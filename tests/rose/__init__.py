@@ -1,0 +1,1 @@
+"""Tests of ccbs_isdn.rose: vectors, round trips, libpri cross-check, fuzzing, schema."""
