@@ -71,7 +71,9 @@ TIMERS: dict[str, Key] = {
     "t_status": Key("seconds", 4.0, "T-STATUS: StatusRequest procedure (ETS 300 196-1)"),
     "activation_window": Key("seconds", 20.0, "an analog caller may activate this long after busy"),
     "guard": Key("seconds", 2.0, "wait after B went on-hook, then re-check B before a recall"),
+    "recheck": Key("seconds", 3.0, "wait this long for the re-check poll of B's line"),
     "a_answer": Key("seconds", 20.0, "A must answer the recall ring within this time"),
+    "b_answer": Key("seconds", 30.0, "B must answer a local recall within this time"),
     "lifetime_ccbs": Key("seconds", 0.75 * _HOUR, "a CCBS request expires after this"),
     "lifetime_ccnr": Key("seconds", 3.0 * _HOUR, "a CCNR request expires after this"),
     "recall_retry": Key("seconds", 60.0, "wait before ringing A again after a missed recall"),
@@ -111,6 +113,8 @@ CALLER_POLICY: dict[str, Key] = {
     "recall_mode": Key("enum", "auto", "auto = ring A then B; notify = only notify",
                        choices=("auto", "notify")),
     "quiet_hours": Key("time-ranges", [], "local times without recall rings, e.g. 22:00-07:00"),
+    "max_requests": Key("int", 0, "own limit of active requests (0: limits.per_caller)",
+                        min=0, max=100000),
 }
 
 CALLER_NOTIFY: dict[str, Key] = {
@@ -201,9 +205,10 @@ SCHEMA: dict[str, Key] = {
         "deny_callers": Key("patterns", [], "never these callers"),
         "allow_targets": Key("patterns", [], "only these targets (empty: all)"),
         "deny_targets": Key("patterns", [], "never these targets"),
-        "opt_out": Key("patterns", [], "callees that refuse to be watched"),
+        "opt_out": Key("digits-list", [], "callees (exact numbers) that refuse to be watched"),
         "recall_mode": Key("enum", "auto", "default recall mode", choices=("auto", "notify")),
         "quiet_hours": Key("time-ranges", [], "default quiet hours, e.g. [\"22:00-07:00\"]"),
+        "timezone": Key("timezone", "", "IANA zone of the quiet hours; empty: the system's"),
         "recall_retries": Key("int", 2, "rings of A again after a missed recall", min=0,
                               max=20),
         "redial_fallback": Key("bool", False,
@@ -364,7 +369,9 @@ class TimersConfig:
     t_status: float
     activation_window: float
     guard: float
+    recheck: float
     a_answer: float
+    b_answer: float
     lifetime_ccbs: float
     lifetime_ccnr: float
     recall_retry: float
@@ -395,6 +402,7 @@ class CallerPolicyConfig:
     extension: str
     recall_mode: str
     quiet_hours: tuple[TimeRange, ...]
+    max_requests: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +414,7 @@ class PolicyConfig:
     opt_out: tuple[str, ...]
     recall_mode: str
     quiet_hours: tuple[TimeRange, ...]
+    timezone: str
     recall_retries: int
     redial_fallback: bool
     ccnr: bool
@@ -416,7 +425,7 @@ class PolicyConfig:
         for rule in self.callers:
             if rule.extension == extension:
                 return rule
-        return CallerPolicyConfig(extension, self.recall_mode, self.quiet_hours)
+        return CallerPolicyConfig(extension, self.recall_mode, self.quiet_hours, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -670,6 +679,20 @@ def parse_time_range(text: str) -> TimeRange:
     return TimeRange(start, end)
 
 
+def _check_timezone(value: object, key: Key) -> str:
+    if not isinstance(value, str):
+        raise _Bad("an IANA time zone such as Europe/Berlin (or empty)")
+    if value:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise _Bad("an IANA time zone such as Europe/Berlin (or empty)",
+                       f"unknown time zone {value!r}") from None
+    return value
+
+
 def _check_time_ranges(value: object, key: Key) -> tuple[TimeRange, ...]:
     if isinstance(value, str):
         value = [value] if value else []
@@ -697,6 +720,7 @@ _CHECKS: dict[str, Callable[[object, Key], Any]] = {
     "argv": _check_argv,
     "events": _check_events,
     "time-ranges": _check_time_ranges,
+    "timezone": _check_timezone,
 }
 
 

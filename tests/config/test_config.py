@@ -201,3 +201,10 @@ def test_quiet_hours_wrap_midnight(text: str, inside: list[int], outside: list[i
     assert str(tr) == text
     assert all(tr.contains(m) for m in inside)
     assert not any(tr.contains(m) for m in outside)
+
+
+def test_unknown_time_zone_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "[policy]\ntimezone = \"Mars/Olympus\"\n")
+    with pytest.raises(ConfigError, match="unknown time zone 'Mars/Olympus'") as info:
+        load_config(path)
+    assert info.value.key == "policy.timezone"
