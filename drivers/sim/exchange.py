@@ -1312,6 +1312,10 @@ class SimExchange:
                 self.timers.t_ccbs3, "T-CCBS3", now, partial(self._t_ccbs3, record)
             )
             return
+        if record.a_known_free:
+            # "If N already knows A's state it skips the poll" (etsi-ccbs.md §5.3)
+            self._remote_user_free(record, now)
+            return
         record.state = CcState.B_AVAILABLE
         self._poll_a(record, now)
 
@@ -1366,7 +1370,9 @@ class SimExchange:
             # A is free again: monitoring of B resumes (etsi-ccbs.md §5.4)
             self._note(record.a_access, f"reference {record.reference}: A free, resumed")
             record.state = CcState.ACTIVATED
+            record.a_known_free = True
             self._b_check(record.b_number, now)
+            record.a_known_free = False
         elif record.state is CcState.B_AVAILABLE:
             if self._b_free(record.b_number):
                 self._remote_user_free(record, now)

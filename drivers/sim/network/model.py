@@ -185,6 +185,7 @@ class CcRecord:
     silences: int = 0
     busy_answers: int = 0
     b_was_busy: bool = False
+    a_known_free: bool = False  # A just answered "free": no need to ask again
     recall_call: Call | None = None
     ended: bool = False
 
