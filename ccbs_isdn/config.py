@@ -52,6 +52,9 @@ class Key:
 
 _HOUR = 3600.0
 
+#: default of a key that must be given; a default of None means "inherit" (left out)
+REQUIRED: Any = object()
+
 # Timers of etsi-ccbs.md §4 (libpri defaults; EN 300 359-1 / EN 301 065-1 names) and the
 # product timers of product.md. All in seconds.
 TIMERS: dict[str, Key] = {
@@ -81,7 +84,7 @@ TIMERS: dict[str, Key] = {
 }
 
 CONTROLLER: dict[str, Key] = {
-    "ctrl": Key("int", None, "CAPI controller number (1-based)", min=1, max=127),
+    "ctrl": Key("int", REQUIRED, "CAPI controller number (1-based)", min=1, max=127),
     "msns": Key("digits-list", [], "MSNs of this BRI (numbers the box answers for)"),
     "ptp": Key("bool", False, "point-to-point access (CCBS-T) instead of point-to-multipoint"),
     "route": Key(
@@ -94,31 +97,31 @@ CONTROLLER: dict[str, Key] = {
 }
 
 PORT: dict[str, Key] = {
-    "port": Key("int", None, "bridge port number (1-based)", min=1, max=64),
-    "extension": Key("digits", None, "internal number of the phone on this port"),
+    "port": Key("int", REQUIRED, "bridge port number (1-based)", min=1, max=64),
+    "extension": Key("digits", REQUIRED, "internal number of the phone on this port"),
     "msn": Key("digits", "", "MSN used for outgoing ISDN calls of this port (empty: none)"),
     "ctrl": Key("int", 1, "CAPI controller for outgoing ISDN calls of this port", min=1),
     "name": Key("str", "", "display name (CLIP name toward other ports)"),
 }
 
 SUBSCRIBER: dict[str, Key] = {
-    "number": Key("digits", None, "public number of a simulated external subscriber"),
+    "number": Key("digits", REQUIRED, "public number of a simulated external subscriber"),
     "busy": Key("bool", False, "starts busy"),
     "answers": Key("bool", True, "answers calls"),
     "ccbs": Key("bool", True, "its exchange offers CCBS/CCNR"),
 }
 
 CALLER_POLICY: dict[str, Key] = {
-    "extension": Key("digits", None, "the caller (an extension) these rules are for"),
-    "recall_mode": Key("enum", "auto", "auto = ring A then B; notify = only notify",
+    "extension": Key("digits", REQUIRED, "the caller (an extension) these rules are for"),
+    # left out = the [policy] / [limits] setting applies
+    "recall_mode": Key("enum", None, "auto = ring A then B; notify = only notify",
                        choices=("auto", "notify")),
-    "quiet_hours": Key("time-ranges", [], "local times without recall rings, e.g. 22:00-07:00"),
-    "max_requests": Key("int", 0, "own limit of active requests (0: limits.per_caller)",
-                        min=0, max=100000),
+    "quiet_hours": Key("time-ranges", None, "local times without recall rings, e.g. 22:00-07:00"),
+    "max_requests": Key("int", None, "own limit of active requests", min=1, max=100000),
 }
 
 CALLER_NOTIFY: dict[str, Key] = {
-    "extension": Key("digits", None, "the caller (an extension) these channels are for"),
+    "extension": Key("digits", REQUIRED, "the caller (an extension) these channels are for"),
     "email": Key("str-list", [], "extra e-mail recipients for this caller's requests"),
     "webhook": Key("url", "", "extra webhook URL for this caller's requests"),
     "command": Key("argv", [], "extra command hook for this caller's requests"),
@@ -399,10 +402,12 @@ class TimeRange:
 
 @dataclass(frozen=True, slots=True)
 class CallerPolicyConfig:
+    """Per-caller rules; None = the global [policy] / [limits] value applies."""
+
     extension: str
-    recall_mode: str
-    quiet_hours: tuple[TimeRange, ...]
-    max_requests: int
+    recall_mode: str | None
+    quiet_hours: tuple[TimeRange, ...] | None
+    max_requests: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,11 +426,16 @@ class PolicyConfig:
     callers: tuple[CallerPolicyConfig, ...]
 
     def for_caller(self, extension: str) -> CallerPolicyConfig:
-        """The effective rules of *extension* (its own table, else the defaults)."""
+        """The effective rules of *extension* (its own table over the defaults)."""
         for rule in self.callers:
             if rule.extension == extension:
-                return rule
-        return CallerPolicyConfig(extension, self.recall_mode, self.quiet_hours, 0)
+                return CallerPolicyConfig(
+                    extension,
+                    rule.recall_mode if rule.recall_mode is not None else self.recall_mode,
+                    rule.quiet_hours if rule.quiet_hours is not None else self.quiet_hours,
+                    rule.max_requests,
+                )
+        return CallerPolicyConfig(extension, self.recall_mode, self.quiet_hours, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -784,9 +794,12 @@ def _build(
             out[attr] = tuple(items)
             continue
         if not present:
-            if key.default is None:
+            if key.default is REQUIRED:
                 raise ConfigError("is missing", file=file, key=dotted,
                                   expected=_expected_of(key))
+            if key.default is None:
+                out[attr] = None
+                continue
             value = key.default
         try:
             out[attr] = _CHECKS[key.kind](value, key)
