@@ -1,0 +1,1 @@
+"""Reusable test oracles (libpri through ctypes)."""
