@@ -364,10 +364,10 @@ class CapiMessage:
         return value
 
 
-def message(
-    command: Command, subcommand: Subcommand, number: int, appl_id: int = 0, **params: Value
-) -> CapiMessage:
-    """Build a message, checking the parameter names against ``LAYOUTS``."""
+def message(command: Command, subcommand: Subcommand, number: int, /, **params: Value
+            ) -> CapiMessage:
+    """Build a message, checking the parameter names against ``LAYOUTS``. The ApplID
+    stays 0: the library puts in the right one (``dataclasses.replace`` sets another)."""
     layout = LAYOUTS.get((command, subcommand))
     if layout is None:
         raise LocalError(f"no such CAPI message {command.name}_{subcommand.name}")
@@ -376,7 +376,7 @@ def message(
     if unknown:
         where = f"{command.name}_{subcommand.name}"
         raise LocalError(f"{where}: unknown parameter(s) {sorted(unknown)}")
-    return CapiMessage(command, subcommand, number & 0xFFFF, dict(params), appl_id)
+    return CapiMessage(command, subcommand, number & 0xFFFF, dict(params))
 
 
 def encode(msg: CapiMessage) -> bytes:

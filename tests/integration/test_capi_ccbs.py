@@ -1,0 +1,162 @@
+"""CCBS end to end through the real libcapi20: CapiDriver <-> rcapi simulator <-> exchange.
+
+Each story is told from user A's side (etsi-ccbs.md §5.1, §5.3, §5.7): the call to a busy
+B, the offer (CallInfoRetain), the request, B becoming free, the status check, the
+recall — once with the card speaking ROSE (supplementary services) and once with the
+driver speaking it (raw Facility IEs), and as CCBS-T on a point-to-point controller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ccbs_isdn.drivers.capi20.driver import ControllerConfig
+from ccbs_isdn.drivers.sim.exchange import NetworkTimers
+
+from ccbs_isdn import isdn
+from ccbs_isdn.isdn import CcKind, CcRoute
+
+from .conftest import CapiWorld, default_exchange
+
+ROUTES = {
+    "supplementary": (ControllerConfig(1, ("31", "32"), route="supplementary"),
+                      CcRoute.SUPPLEMENTARY),
+    "raw": (ControllerConfig(1, ("31", "32"), route="raw"), CcRoute.RAW_FACILITY),
+}
+
+
+async def start(world_factory: Any, route: str, **kwargs: Any) -> CapiWorld:
+    cfg, expected = ROUTES[route]
+    world: CapiWorld = await world_factory(controllers=(cfg,), **kwargs)
+    up = await world.expect(isdn.ControllerUp)
+    assert up.route is expected
+    return world
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+async def test_busy_call_offers_ccbs_and_the_recall_connects(world_factory: Any,
+                                                             route: str) -> None:
+    world = await start(world_factory, route)
+    drv = world.driver
+
+    # A (31) calls B (22), who is busy: the network offers CCBS in the DISCONNECT.
+    drv.send(isdn.PlaceCall(1, "c1", called="22", calling="31"))
+    offer = await world.expect(isdn.CcAvailable)
+    assert (offer.call_id, offer.kind, offer.called, offer.calling) == ("c1", CcKind.CCBS,
+                                                                        "22", "31")
+    assert offer.linkage_id is not None and 0 <= offer.linkage_id <= 127
+    assert offer.bearer == isdn.BEARER_SPEECH
+    ended = await world.expect(isdn.CallEnded)
+    assert (ended.call_id, ended.cause) == ("c1", isdn.CAUSE_USER_BUSY)
+    assert world.seen.index(offer) < world.seen.index(ended)
+
+    # A asks for CCBS: the network accepts with a reference.
+    drv.send(isdn.CcRequest(1, handle=77, kind=CcKind.CCBS, linkage_id=offer.linkage_id))
+    result = await world.expect(isdn.CcRequestResult)
+    assert result.handle == 77 and result.error is None and result.reference is not None
+    reference = result.reference
+    records = world.exchange(lambda ex, now: ex.cc_records("bri1"))
+    assert [(r.reference, r.b_number, r.a_number) for r in records] == [(reference, "22", "31")]
+
+    # B becomes free: the network asks whether A is free, then announces B free.
+    world.exchange(lambda ex, now: ex.set_busy("22", False, now))
+    status = await world.expect(isdn.CcStatusRequest)
+    assert status.reference == reference
+    drv.send(isdn.CcStatusAnswer(1, token=status.token, free=True))
+    free = await world.expect(isdn.CcRemoteUserFree)
+    assert free.reference == reference and free.b_number == "22"
+    assert free.bearer == isdn.BEARER_SPEECH
+
+    # The recall: a new call carrying the reference; B answers.
+    drv.send(isdn.PlaceCall(1, "recall", called="22", calling="31", cc_reference=reference))
+    connected = await world.expect(isdn.CallConnected)
+    assert connected.call_id == "recall"
+    calls = world.exchange(lambda ex, now: ex.calls())
+    assert [(c.calling, c.called, c.recall) for c in calls] == [("31", "22", True)]
+    drv.send(isdn.HangUp(1, "recall"))
+    done = await world.expect(isdn.CallEnded, where=lambda i: i.call_id == "recall")
+    assert done.error is None
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+async def test_interrogate_and_deactivate(world_factory: Any, route: str) -> None:
+    world = await start(world_factory, route)
+    drv = world.driver
+    drv.send(isdn.PlaceCall(1, "c1", called="22", calling="32"))
+    offer = await world.expect(isdn.CcAvailable)
+    drv.send(isdn.CcRequest(1, handle=5, kind=CcKind.CCBS, linkage_id=offer.linkage_id))
+    reference = (await world.expect(isdn.CcRequestResult)).reference
+    assert reference is not None
+
+    drv.send(isdn.CcInterrogate(1, handle=6))
+    interrogated = await world.expect(isdn.CcInterrogateResult)
+    assert (interrogated.handle, interrogated.error, interrogated.references) == (
+        6, None, (reference,))
+
+    drv.send(isdn.CcDeactivate(1, handle=8, reference=reference))
+    deactivated = await world.expect(isdn.CcDeactivateResult)
+    assert (deactivated.handle, deactivated.error) == (8, None)
+    erased = await world.expect(isdn.CcErase)
+    assert erased.reference == reference
+    assert world.exchange(lambda ex, now: ex.cc_records("bri1")) == []
+
+    drv.send(isdn.CcDeactivate(1, handle=9, reference=reference))
+    again = await world.expect(isdn.CcDeactivateResult)
+    assert (again.handle, again.error) == (9, "invalidCCBSReference")
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+async def test_refused_request_names_the_etsi_error(world_factory: Any, route: str) -> None:
+    world = await start(world_factory, route)
+    world.exchange(lambda ex, now: ex.refuse_requests("bri1", "shortTermDenial"))
+    world.driver.send(isdn.PlaceCall(1, "c1", called="22", calling="31"))
+    offer = await world.expect(isdn.CcAvailable)
+    world.driver.send(isdn.CcRequest(1, handle=3, kind=CcKind.CCBS,
+                                     linkage_id=offer.linkage_id))
+    result = await world.expect(isdn.CcRequestResult)
+    assert (result.handle, result.error, result.reference) == (3, "shortTermDenial", None)
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+async def test_a_busy_at_b_free_suspends_with_b_free(world_factory: Any, route: str) -> None:
+    # T-CCBS1 (the network's wait for status answers) shortened: BFree follows its expiry
+    world = await start(world_factory, route,
+                        exchange=lambda: default_exchange(NetworkTimers(t_ccbs1=0.3)))
+    drv = world.driver
+    drv.send(isdn.PlaceCall(1, "c1", called="22", calling="31"))
+    offer = await world.expect(isdn.CcAvailable)
+    drv.send(isdn.CcRequest(1, handle=4, kind=CcKind.CCBS, linkage_id=offer.linkage_id))
+    reference = (await world.expect(isdn.CcRequestResult)).reference
+    world.exchange(lambda ex, now: ex.set_busy("22", False, now))
+    status = await world.expect(isdn.CcStatusRequest)
+    drv.send(isdn.CcStatusAnswer(1, token=status.token, free=False))
+    b_free = await world.expect(isdn.CcBFree, timeout=15)
+    assert (b_free.reference, b_free.b_number) == (reference, "22")
+
+
+async def test_ccbs_t_on_a_point_to_point_controller(world_factory: Any) -> None:
+    world: CapiWorld = await world_factory(controllers=(ControllerConfig(2, ("41",),
+                                                                         ptp=True),))
+    up = await world.expect(isdn.ControllerUp)
+    assert (up.ctrl, up.ptp, up.route) == (2, True, CcRoute.RAW_FACILITY)
+    drv = world.driver
+
+    drv.send(isdn.PlaceCall(2, "c1", called="22", calling="41"))
+    offer = await world.expect(isdn.CcAvailable)
+    assert (offer.linkage_id, offer.kind, offer.called) == (None, CcKind.CCBS, "22")
+    assert (await world.expect(isdn.CallEnded)).cause == isdn.CAUSE_USER_BUSY
+
+    drv.send(isdn.CcRequest(2, handle=11, kind=CcKind.CCBS, linkage_id=None, called="22",
+                            calling="41", bearer=offer.bearer))
+    result = await world.expect(isdn.CcRequestResult)
+    assert (result.handle, result.error) == (11, None)
+    records = world.exchange(lambda ex, now: ex.cc_records("bri2"))
+    assert [(r.ptp, r.b_number, r.a_number) for r in records] == [(True, "22", "41")]
+
+    world.exchange(lambda ex, now: ex.set_busy("22", False, now))
+    assert (await world.expect(isdn.CcTRemoteUserFree)).handle == 11
+
+    drv.send(isdn.PlaceCall(2, "recall", called="22", calling="41", cc_t_handle=11))
+    assert (await world.expect(isdn.CallConnected)).call_id == "recall"
+    calls = world.exchange(lambda ex, now: ex.calls())
+    assert [(c.calling, c.called, c.recall) for c in calls] == [("41", "22", True)]
