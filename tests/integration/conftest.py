@@ -27,7 +27,7 @@ from ccbs_isdn.drivers.sim.rcapi import RcapiServer, ThreadedRcapiServer
 from ccbs_isdn import isdn
 from ccbs_isdn.errors import DriverNotAvailable
 
-I = TypeVar("I", bound=isdn.IsdnIndication)
+Ind = TypeVar("Ind", bound=isdn.IsdnIndication)
 
 
 def libcapi20_or_skip() -> None:
@@ -61,10 +61,10 @@ class CapiWorld:
     driver: CapiDriver
     seen: list[isdn.IsdnIndication] = field(default_factory=list)
 
-    async def expect(self, kind: type[I], timeout: float = 10.0,
-                     where: Callable[[I], bool] | None = None) -> I:
+    async def expect(self, kind: type[Ind], timeout: float = 10.0,
+                     where: Callable[[Ind], bool] | None = None) -> Ind:
         """The next indication of *kind* (others are kept in ``seen``)."""
-        async def wait() -> I:
+        async def wait() -> Ind:
             while True:
                 ind = await self.driver.indications.get()
                 self.seen.append(ind)
