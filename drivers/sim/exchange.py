@@ -1834,6 +1834,9 @@ class SimExchange:
         pending.answers.append(status)
         if status is DestinationStatus.COMPATIBLE_AND_FREE:
             self._destination_decided(watch, now)
+        elif status is DestinationStatus.COMPATIBLE_AND_BUSY:
+            # busy for now; T-STATUS still runs: another terminal may say "free"
+            self._mark_b_busy(watch.msn)
 
     def _t_status(self, watch: DestinationWatch, now: float) -> None:
         watch.answer_timer = None
