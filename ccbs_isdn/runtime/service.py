@@ -1,0 +1,928 @@
+"""The wiring seam of ccbsd: engine + store + scheduler + drivers + notifier + metrics.
+
+``CcbsService`` is what the control server talks to (``status()``, ``show(id)``,
+``cancel(...)``, ``request(...)``, the event stream, line/port state, ``reload``) and
+what the drivers deliver to. Every input goes through one path, :meth:`step`:
+
+    event ─▶ engine.handle(event, now) ─▶ commit engine.take_changes() to the store
+          ─▶ execute the actions (drivers, notifier, replies, event stream)
+          ─▶ re-arm the one timer for engine.next_deadline()
+
+Persist-then-act (architecture.md §3): nothing is executed before the state change
+that produced it is committed. When the store cannot write (disk full, read-only),
+the engine is told (``StoreState(writable=False)``) so it refuses new requests; the
+unsaved changes are kept and written with the next successful commit, and existing
+requests carry on.
+
+Owns the mapping between driver vocabulary (``ccbs_isdn.isdn``,
+``ccbs_isdn.analog.contract``) and engine vocabulary, and the translation of engine
+replies into control-socket answers. Must not decide CCBS policy (the engine does)
+or speak a wire protocol (the drivers do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+import logging
+import os
+import time
+import zoneinfo
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from ccbs_isdn import __version__
+from ccbs_isdn.config import Config, TimeRange
+from ccbs_isdn.engine import actions as A
+from ccbs_isdn.engine import events as E
+from ccbs_isdn.engine.directory import Directory, Extension
+from ccbs_isdn.engine.policy import (
+    CallerPolicy,
+    CallerRecallMode,
+    Policy,
+    QuietHours,
+    Timers,
+)
+from ccbs_isdn.engine.request import HistoryEntry, RequestRecord, Role
+from ccbs_isdn.errors import (
+    CcbsError,
+    ControlProtocolError,
+    LocalError,
+    RequestRefused,
+    StoreError,
+)
+from ccbs_isdn.isdn import IsdnCommand
+from ccbs_isdn.runtime.logging import kv
+from ccbs_isdn.runtime.metrics import Metrics
+from ccbs_isdn.runtime.notifier import Notifier
+from ccbs_isdn.runtime.scheduler import Scheduler
+from ccbs_isdn.runtime.trace import Tracer
+
+log = logging.getLogger(__name__)
+
+#: name of the (single) FXS bridge; engine ports are "<bridge>/<port number>"
+BRIDGE = "fxs0"
+#: how many recent events ``ccbsctl events`` can show
+EVENT_BACKLOG = 1000
+#: per-subscriber queue; a follower that falls this far behind is cut off
+SUBSCRIBER_QUEUE = 1000
+STORE_FILE = "requests.db"
+
+ROUTES = {Role.MONITOR: "isdn", Role.LOCAL: "local", Role.REDIAL: "redial"}
+
+
+def port_id(port: int) -> str:
+    return f"{BRIDGE}/{port}"
+
+
+def port_number(port: str) -> int:
+    return int(port.rsplit("/", 1)[1])
+
+
+# ------------------------------------------------------------ config → engine
+
+
+def _quiet(ranges: Iterable[TimeRange]) -> tuple[QuietHours, ...]:
+    return tuple(QuietHours(dt.time(r.start // 60, r.start % 60),
+                            dt.time(r.end // 60, r.end % 60)) for r in ranges)
+
+
+def _timezone(name: str) -> dt.tzinfo:
+    if name:
+        return zoneinfo.ZoneInfo(name)
+    local = dt.datetime.now().astimezone().tzinfo
+    return local if local is not None else dt.UTC
+
+
+def build_policy(config: Config) -> Policy:
+    """The engine's frozen Policy from ``[limits]``, ``[timers]`` and ``[policy]``."""
+    timers = Timers(**{f.name: getattr(config.timers, f.name) for f in fields(Timers)})
+    pol = config.policy
+    callers = {
+        rule.extension: CallerPolicy(
+            recall_mode=CallerRecallMode(rule.recall_mode) if rule.recall_mode else None,
+            quiet_hours=_quiet(rule.quiet_hours) if rule.quiet_hours is not None else None,
+            max_requests=rule.max_requests,
+        )
+        for rule in pol.callers
+    }
+    return Policy(
+        max_per_caller=config.limits.per_caller,
+        max_per_callee=config.limits.per_callee,
+        max_global=config.limits.total,
+        allow_callers=pol.allow_callers,
+        deny_callers=pol.deny_callers,
+        allow_targets=pol.allow_targets,
+        deny_targets=pol.deny_targets,
+        opt_out=frozenset(pol.opt_out),
+        recall_mode=CallerRecallMode(pol.recall_mode),
+        quiet_hours=_quiet(pol.quiet_hours),
+        callers=callers,
+        recall_retries=pol.recall_retries,
+        redial_fallback=pol.redial_fallback,
+        tz=_timezone(pol.timezone),
+        timers=timers,
+    )
+
+
+def build_directory(config: Config) -> Directory:
+    """Extensions → FXS ports and MSNs, from ``[[fxs.ports]]``."""
+    return Directory(
+        Extension(ext=p.extension, port=port_id(p.port), msn=p.msn or None,
+                  ctrl=p.ctrl if p.msn else None, name=p.name)
+        for p in config.fxs.ports
+    )
+
+
+# ------------------------------------------------------------------ event bus
+
+
+class EventBus:
+    """Recent events for ``ccbsctl events`` and live fan-out for ``--follow``."""
+
+    def __init__(self, backlog: int = EVENT_BACKLOG) -> None:
+        self._recent: deque[dict[str, Any]] = deque(maxlen=backlog)
+        self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
+
+    def publish(self, event: dict[str, Any]) -> None:
+        self._recent.append(event)
+        for queue in list(self._subscribers):
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                # a follower that does not read must not hold memory forever
+                self._subscribers.discard(queue)
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+                queue.put_nowait(None)
+
+    def recent(self, last: int) -> list[dict[str, Any]]:
+        if last <= 0:
+            return []
+        return list(self._recent)[-last:]
+
+    async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self._subscribers.add(queue)
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    yield {"event": "overflow", "time": time.time(),
+                           "detail": "you fell behind; events were dropped"}
+                    return
+                yield item
+        finally:
+            self._subscribers.discard(queue)
+
+    def close(self) -> None:
+        for queue in list(self._subscribers):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+        self._subscribers.clear()
+
+    @property
+    def followers(self) -> int:
+        return len(self._subscribers)
+
+
+# ----------------------------------------------------------------- the service
+
+
+def request_view(record: RequestRecord, now: float | None = None) -> dict[str, Any]:
+    """A request as the control socket, the notifier and the event stream show it."""
+    view: dict[str, Any] = {
+        "id": record.id,
+        "kind": record.kind.value,
+        "route": ROUTES.get(record.role, record.role.value),
+        "caller": record.caller,
+        "target": record.target,
+        "state": record.state,
+        "reason": record.reason or None,
+        "created": record.created,
+        "updated": record.updated,
+        "expires": record.expires_at,
+        "active": record.ended_at is None,
+    }
+    if record.ctrl is not None:
+        view["ctrl"] = record.ctrl
+    if record.reference is not None:
+        view["reference"] = record.reference
+    if record.ended_at is not None:
+        view["ended"] = record.ended_at
+    return view
+
+
+def history_view(entry: HistoryEntry) -> dict[str, Any]:
+    return {"time": entry.at, "event": entry.event, "old_state": entry.old_state,
+            "new_state": entry.new_state, "actor": entry.actor,
+            "detail": entry.detail or None}
+
+
+class CcbsService:
+    """Implements ``runtime.control.ControlTarget`` and the drivers' delivery side."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        metrics: Metrics | None = None,
+        reload: Callable[..., Any] | None = None,
+        clock: Callable[[], float] = time.time,
+        started: float | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self._reload = reload
+        self.clock = clock
+        self.started = started if started is not None else clock()
+        self.tracer = Tracer()
+        self.notifier = Notifier(config.notify, on_result=self.metrics.notification)
+        self.bus = EventBus()
+        self.scheduler = Scheduler(self._on_timer, clock=clock)
+        self.engine: Any = None
+        self.store: Any = None
+        self.drivers: dict[str, Any] = {}
+        self._unsaved: list[Any] = []
+        self._store_writable = True
+        self._tags = itertools.count(1)
+        self._replies: dict[str, asyncio.Future[A.Action]] = {}
+        self._trace_from_config = ""
+        self._lines: dict[tuple[str, str], dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        """Open the store, build the engine and restore every active request."""
+        from ccbs_isdn.engine.engine import CcbsEngine
+        from ccbs_isdn.runtime.store import RequestStore
+
+        state_dir = Path(self.config.daemon.state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = RequestStore.open(str(state_dir / STORE_FILE))
+        self.engine = CcbsEngine(build_directory(self.config), build_policy(self.config))
+        records = self.store.load_active()
+        now = self.clock()
+        actions = self.engine.restore(records, now, last_id=self.store.last_id())
+        self._after_step(actions, now)
+        log.info("store opened", extra=kv(path=str(state_dir / STORE_FILE),
+                                          restored=len(records)))
+
+    async def start(self, *, timeout: float) -> None:
+        """Start notifier, trace and drivers; return when they are up or *timeout*."""
+        self.notifier.start()
+        self._apply_trace(self.config.daemon.trace_file)
+        self.drivers = build_lines(self.config, self)
+        if not self.drivers:
+            log.info("no drivers enabled: control-socket requests only")
+        results = await asyncio.gather(
+            *(asyncio.wait_for(driver.start(), timeout) for driver in self.drivers.values()),
+            return_exceptions=True,
+        )
+        for (name, _driver), result in zip(self.drivers.items(), results, strict=True):
+            if isinstance(result, TimeoutError):
+                log.warning("driver not up yet, keeps retrying", extra=kv(driver=name))
+            elif isinstance(result, BaseException):
+                raise result
+        self._refresh_lines()
+
+    async def stop(self) -> None:
+        self.scheduler.cancel()
+        for name, driver in self.drivers.items():
+            try:
+                await asyncio.wait_for(driver.stop(), 10)
+            except Exception as exc:
+                log.warning("driver did not stop cleanly", extra=kv(driver=name, error=exc))
+        self.drivers = {}
+        for future in self._replies.values():
+            if not future.done():
+                future.set_exception(LocalError("ccbsd is shutting down",
+                                                code="shutting-down"))
+        self.bus.close()
+        await self.notifier.stop()
+        self.tracer.stop()
+        if self.store is not None:
+            self._commit()
+            self.store.close()
+            self.store = None
+
+    def summary(self) -> str:
+        active = len(self._active())
+        up = sum(1 for line in self._lines.values() if line["up"])
+        return f"{active} active requests, {up}/{len(self._lines)} lines up"
+
+    async def apply(self, config: Config) -> None:
+        """A reload: policy, limits, timers, directory, notify and trace in place."""
+        self.engine.reconfigure(directory=build_directory(config), policy=build_policy(config))
+        self.notifier.apply(config.notify)
+        if config.daemon.trace_file != self.config.daemon.trace_file:
+            self._apply_trace(config.daemon.trace_file)
+        self.config = config
+        # new timers may move the next deadline
+        self.scheduler.arm(self.engine.next_deadline())
+
+    def _apply_trace(self, path: str) -> None:
+        if path:
+            try:
+                self.tracer.start(path)
+                self._trace_from_config = path
+            except OSError as exc:
+                log.error("cannot open trace file", extra=kv(path=path, error=exc))
+        elif self._trace_from_config and self.tracer.path == self._trace_from_config:
+            self.tracer.stop()
+            self._trace_from_config = ""
+
+    # ------------------------------------------------------------ the one path
+
+    def step(self, event: Any, *, now: float | None = None) -> list[Any]:
+        """Feed one event to the engine, commit, act, re-arm. Returns the actions."""
+        when = self.clock() if now is None else now
+        started = time.perf_counter()
+        actions = self.engine.handle(event, when)
+        self._after_step(actions, when)
+        self.metrics.handle_seconds.observe(time.perf_counter() - started)
+        self.metrics.events_total.labels(type(event).__name__).inc()
+        return list(actions)
+
+    def _on_timer(self, now: float) -> None:
+        try:
+            actions = self.engine.handle_timer(now)
+            self._after_step(actions, now)
+        except Exception:
+            log.exception("timer handling failed")
+            self.scheduler.arm(self.engine.next_deadline())
+
+    def _after_step(self, actions: Iterable[Any], now: float) -> None:
+        self._commit()
+        for action in actions:
+            try:
+                self._execute(action, now)
+            except Exception:  # one bad action must not stop the others
+                log.exception("action failed", extra=kv(action=type(action).__name__))
+        self.scheduler.arm(self.engine.next_deadline())
+        self._observe()
+
+    def _commit(self) -> None:
+        if self.engine is None or self.store is None:
+            return
+        changes = self.engine.take_changes()
+        if changes:
+            self._unsaved.append(changes)
+            self._publish_history(changes)
+        if not self._unsaved:
+            return
+        try:
+            for pending in list(self._unsaved):
+                self.store.save(pending)
+                self._unsaved.pop(0)
+        except StoreError as exc:
+            if self._store_writable:
+                self._store_writable = False
+                self.metrics.store_writable.set(0)
+                log.error("request store cannot write; refusing new requests",
+                          extra=kv(error=str(exc), unsaved=len(self._unsaved)))
+                self.engine.handle(E.StoreState(writable=False), self.clock())
+                self._publish_history(self.engine.take_changes())
+            return
+        if not self._store_writable:
+            self._store_writable = True
+            self.metrics.store_writable.set(1)
+            log.info("request store writable again")
+            self.engine.handle(E.StoreState(writable=True), self.clock())
+
+    def _publish_history(self, changes: Any) -> None:
+        records = {r.id: r for r in changes.requests}
+        for entry in changes.history:
+            record = records.get(entry.request_id)
+            event: dict[str, Any] = {"time": entry.at, "event": entry.event,
+                                     "id": entry.request_id, "state": entry.new_state,
+                                     "old_state": entry.old_state, "actor": entry.actor}
+            if record is not None:
+                event.update(caller=record.caller, target=record.target,
+                             route=ROUTES.get(record.role), reason=record.reason or None)
+            if entry.detail:
+                event["detail"] = entry.detail
+            self.bus.publish(event)
+
+    # ---------------------------------------------------------------- actions
+
+    def _execute(self, action: Any, now: float) -> None:
+        if isinstance(action, (A.RequestAccepted, A.RequestRefused, A.CancelDone,
+                               A.StatusReply)):
+            self._reply(action)
+            return
+        if isinstance(action, A.Notify):
+            view = request_view(action.request)
+            if action.detail:
+                view["detail"] = action.detail
+            self.notifier.submit(action.kind.value, view)
+            self.bus.publish({"time": now, "event": action.kind.value, **{
+                k: view.get(k) for k in ("id", "caller", "target", "route", "state",
+                                         "reason", "detail") if view.get(k) is not None}})
+            if action.kind in (A.NotifyKind.COMPLETED, A.NotifyKind.EXPIRED,
+                               A.NotifyKind.FAILED, A.NotifyKind.CANCELLED):
+                self.metrics.requests_total.labels(action.kind.value).inc()
+            return
+        driver = self._driver_for(action)
+        if driver is None:
+            log.warning("no driver for action", extra=kv(action=repr(action)))
+            return
+        driver.execute(action)
+
+    def _driver_for(self, action: Any) -> Any:
+        if isinstance(action, IsdnCommand):
+            return self.drivers.get("capi")
+        if isinstance(action, (A.Ring, A.StopRing, A.PlayTone, A.ConnectPorts,
+                               A.DisconnectPort, A.PollPorts, A.ConnectCall)):
+            return self.drivers.get("fxs")
+        if isinstance(action, A.ClaimCall):
+            return self.drivers.get("calls")
+        return None
+
+    def _reply(self, action: Any) -> None:
+        future = self._replies.pop(action.tag, None)
+        if isinstance(action, A.RequestRefused):
+            self.metrics.refusals_total.labels(action.reason).inc()
+        if future is not None and not future.done():
+            future.set_result(action)
+            return
+        for driver in self.drivers.values():
+            handler = getattr(driver, "reply", None)
+            if handler is not None and handler(action):
+                return
+        log.debug("reply without a waiting client", extra=kv(tag=action.tag))
+
+    # -------------------------------------------------------------- from drivers
+
+    def deliver(self, event: Any) -> None:
+        """Drivers hand every engine event (ISDN indications included) here."""
+        try:
+            self.step(event)
+        except Exception:
+            log.exception("engine step failed", extra=kv(event=repr(event)))
+
+    def line_state(self, kind: str, ident: str, *, up: bool, name: str = "",
+                   detail: str = "") -> None:
+        """Drivers report controllers / bridge / ports up or down here."""
+        key = (kind, ident)
+        old = self._lines.get(key)
+        self._lines[key] = {"kind": kind, "id": ident, "name": name, "up": up,
+                            "detail": detail}
+        if old is None or old["up"] != up:
+            self.bus.publish({"time": self.clock(), "event": "line-up" if up else "line-down",
+                              "detail": f"{kind} {ident}" + (f" ({name})" if name else "")})
+            (log.info if up else log.warning)(
+                "line up" if up else "line down", extra=kv(kind=kind, id=ident, name=name,
+                                                           detail=detail or None))
+        self.metrics.observe_lines([self._lines[key]])
+
+    def _refresh_lines(self) -> None:
+        for driver in self.drivers.values():
+            for line in getattr(driver, "lines", lambda: [])():
+                self.line_state(line["kind"], line["id"], up=line["up"],
+                                name=line.get("name", ""), detail=line.get("detail", ""))
+
+    # ---------------------------------------------------------- control target
+
+    def _active(self) -> list[RequestRecord]:
+        return self.engine.requests() if self.engine is not None else []
+
+    def _observe(self) -> None:
+        counts = Counter((r.role.value, r.state) for r in self._active())
+        self.metrics.observe_active(counts)
+        fxs = self.drivers.get("fxs")
+        if fxs is not None:
+            fxs.watch(self.engine.watched_ports())
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock()
+        requests = sorted(self._active(), key=lambda r: r.id)
+        return {
+            "now": now,
+            "requests": [request_view(r, now) for r in requests],
+            "lines": sorted(self._lines.values(), key=lambda x: (x["kind"], x["id"])),
+            "daemon": {
+                "version": __version__,
+                "pid": os.getpid(),
+                "uptime": now - self.started,
+                "store_writable": self._store_writable,
+                "trace": self.tracer.path or None,
+                "notifications_pending": self.notifier.pending,
+                "followers": self.bus.followers,
+            },
+        }
+
+    def show(self, request_id: str) -> dict[str, Any]:
+        rid = self._parse_id(request_id)
+        record = self.engine.get(rid)
+        if record is None:
+            record = self.store.get(rid)
+        if record is None:
+            raise LocalError(f"there is no request {request_id}", code="not-found")
+        view = request_view(record)
+        view["history"] = [history_view(h) for h in self.store.history(rid)]
+        return view
+
+    @staticmethod
+    def _parse_id(request_id: str) -> int:
+        if not request_id.isdigit():
+            raise ControlProtocolError(f"request ids are numbers, not {request_id!r}")
+        return int(request_id)
+
+    def _new_tag(self) -> str:
+        return f"ctl-{next(self._tags)}"
+
+    async def _ask(self, event: Any, tag: str, timeout: float) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._replies[tag] = future
+        try:
+            self.step(event)
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise LocalError("no answer within the activation time; see 'ccbsctl events'",
+                             code="timeout") from None
+        finally:
+            self._replies.pop(tag, None)
+
+    def _reply_timeout(self) -> float:
+        timers = self.config.timers
+        return timers.t_activate + timers.t_retention + 5.0
+
+    async def request(self, *, caller: str, target: str, actor: str) -> dict[str, Any]:
+        tag = self._new_tag()
+        reply = await self._ask(E.Book(caller=caller, number=target, tag=tag, actor=actor),
+                                tag, self._reply_timeout())
+        if isinstance(reply, A.RequestRefused):
+            raise RequestRefused(reply.text, reason=reply.reason)
+        record = self.engine.get(reply.request_id)
+        result = request_view(record) if record is not None else {"id": reply.request_id}
+        result["refreshed"] = reply.refreshed
+        result["fallback"] = reply.fallback
+        return result
+
+    async def cancel(self, *, request_id: str | None, caller: str | None, everything: bool,
+                     actor: str) -> dict[str, Any]:
+        tag = self._new_tag()
+        event = E.Cancel(request_id=self._parse_id(request_id) if request_id else None,
+                         caller=caller, all_requests=everything, tag=tag, actor=actor)
+        reply = await self._ask(event, tag, self._reply_timeout())
+        if isinstance(reply, A.RequestRefused):
+            if reply.reason == "no-such-request":
+                raise LocalError(reply.text, code="not-found")
+            raise RequestRefused(reply.text, reason=reply.reason)
+        return {"cancelled": list(reply.request_ids)}
+
+    async def reload(self, *, actor: str) -> dict[str, Any]:
+        if self._reload is None:
+            raise LocalError("reload is not available", code="not-supported")
+        result: dict[str, Any] = await self._reload(actor=actor)
+        return result
+
+    def trace(self, *, action: str, path: str | None, actor: str) -> dict[str, Any]:
+        if action == "stop":
+            lines = self.tracer.lines
+            was = self.tracer.path
+            self.tracer.stop()
+            self._trace_from_config = ""
+            log.info("trace stopped", extra=kv(actor=actor, file=was or None))
+            return {"file": was or None, "lines": lines}
+        target = path or self.config.daemon.trace_file
+        if not target:
+            raise ControlProtocolError("no trace file given and [daemon] trace_file is empty")
+        try:
+            self.tracer.start(target)
+        except OSError as exc:
+            raise LocalError(f"cannot open {target}: {exc.strerror}",
+                             code="trace-failed") from None
+        log.info("trace started", extra=kv(actor=actor, file=target))
+        return {"file": target}
+
+    def recent_events(self, last: int) -> list[dict[str, Any]]:
+        return self.bus.recent(last)
+
+    def subscribe(self) -> AsyncIterator[dict[str, Any]]:
+        return self.bus.subscribe()
+
+
+__all__ = ["CcbsService", "EventBus", "build_directory", "build_policy", "port_id",
+           "request_view"]
+
+
+# ------------------------------------------------------------------ the lines
+
+
+class FxsLine:
+    """The FXS bridge driver seen from the service: engine actions → AT commands (in
+    order, one at a time), analog indications → engine events, port/bridge state →
+    ``line_state``."""
+
+    kind = "fxs"
+
+    def __init__(self, config: Config, service: CcbsService, *, url: str | None = None,
+                 sim: Any = None) -> None:
+        from ccbs_isdn.analog.contract import HookTiming
+        from ccbs_isdn.drivers import load_driver
+
+        driver_class = load_driver("fxs")
+        module = __import__(driver_class.__module__, fromlist=["FxsConfig"])
+        fxs = config.fxs
+        self.service = service
+        self.ports = {p.port: p for p in fxs.ports}
+        self.sim = sim
+        self.url = url or fxs.device
+        self.driver = driver_class(
+            module.FxsConfig(
+                url=self.url, name=BRIDGE, baudrate=fxs.baudrate,
+                hook=HookTiming(fxs.hook.debounce_ms, fxs.hook.flash_min_ms,
+                                fxs.hook.flash_max_ms, fxs.hook.pulse),
+                tone_plan=fxs.tone_plan, keepalive=fxs.keepalive,
+                poll_active=fxs.poll_active, poll_idle=fxs.poll_idle,
+            ),
+            on_indication=self._indication,
+            trace=self._trace,
+        )
+        self._ring_keys: dict[int, str] = {}
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._up = False
+
+    # -- lifecycle
+    async def start(self) -> None:
+        if self.sim is not None:
+            await self.sim.start()
+        self._worker = asyncio.create_task(self._run(), name="fxs-actions")
+        self._report()
+        await self.driver.start()
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        await self.driver.stop()
+        if self.sim is not None:
+            await self.sim.stop()
+
+    def lines(self) -> list[dict[str, Any]]:
+        out = [{"kind": "bridge", "id": BRIDGE, "name": self.url, "up": self._up,
+                "detail": f"{self.driver.ports} ports" if self._up else ""}]
+        for number, port in sorted(self.ports.items()):
+            detail = ""
+            if self._up:
+                detail = "off-hook" if self.driver.hook(number) else "on-hook"
+            out.append({"kind": "port", "id": str(number), "name": port.extension,
+                        "up": self._up, "detail": detail})
+        return out
+
+    def _report(self) -> None:
+        for line in self.lines():
+            self.service.line_state(line["kind"], line["id"], up=line["up"],
+                                    name=line["name"], detail=line["detail"])
+
+    def watch(self, ports: Iterable[str]) -> None:
+        self.driver.set_watched(port_number(p) for p in ports if p.startswith(BRIDGE + "/"))
+
+    def _trace(self, direction: str, line: str) -> None:
+        self.service.tracer.at("tx" if direction == "->" else "rx", line, bridge=BRIDGE)
+
+    # -- engine actions → bridge commands
+    def execute(self, action: Any) -> None:
+        self._queue.put_nowait(action)
+
+    async def _run(self) -> None:
+        while True:
+            action = await self._queue.get()
+            try:
+                await self._send(action)
+            except CcbsError as exc:
+                self._failed(action, exc)
+            except Exception:
+                log.exception("fxs action failed", extra=kv(action=repr(action)))
+
+    async def _send(self, action: Any) -> None:
+        from ccbs_isdn.analog import contract as C
+
+        command: Any
+        if isinstance(action, A.Ring):
+            number = port_number(action.port)
+            self._ring_keys[number] = action.key
+            command = C.Ring(number, int(action.cadence.value),
+                             max(1, int(action.timeout + 0.999)),
+                             action.clip_number, C.clip_name_ascii(action.clip_name))
+        elif isinstance(action, A.StopRing):
+            command = C.RingStop(port_number(action.port))
+        elif isinstance(action, A.PlayTone):
+            command = C.PlayTone(port_number(action.port), C.Tone(action.tone.value),
+                                 action.ms)
+        elif isinstance(action, A.ConnectPorts):
+            command = C.Connect(port_number(action.port_a), port_number(action.port_b))
+        elif isinstance(action, A.DisconnectPort):
+            command = C.Disconnect(port_number(action.port))
+        elif isinstance(action, A.PollPorts):
+            command = C.PollHook()
+        else:
+            log.info("analog action without a bridge command",
+                     extra=kv(action=type(action).__name__))
+            return
+        await self.driver.send(command)
+
+    def _failed(self, action: Any, exc: CcbsError) -> None:
+        log.warning("bridge refused an action", extra=kv(action=repr(action), error=str(exc)))
+        if isinstance(action, A.Ring):
+            # the engine runs the A-answer timer too; tell it now so it can retry
+            self._ring_keys.pop(port_number(action.port), None)
+            self.service.deliver(E.RingEnded(action.port, action.key, reason="failed"))
+
+    # -- bridge indications → engine events
+    def _indication(self, ind: Any) -> None:
+        from ccbs_isdn.analog import contract as C
+
+        deliver = self.service.deliver
+        if isinstance(ind, C.HookChanged):
+            deliver(E.PortState(port_id(ind.port), ind.off_hook,
+                                E.PortSource.POLL if ind.polled else E.PortSource.EVENT))
+            self._report()
+        elif isinstance(ind, C.HookSnapshot):
+            for number in sorted(self.ports):
+                if number <= len(ind.off_hook):
+                    deliver(E.PortState(port_id(number), ind.is_off_hook(number),
+                                        E.PortSource.POLL))
+        elif isinstance(ind, C.RingTrip):
+            key = self._ring_keys.pop(ind.port, None)
+            if key is not None:
+                deliver(E.RingAnswered(port_id(ind.port), key))
+            self._report()
+        elif isinstance(ind, C.RingEnded):
+            key = self._ring_keys.pop(ind.port, None)
+            if key is not None and ind.reason is not C.RingEndReason.TRIP:
+                deliver(E.RingEnded(port_id(ind.port), key, reason=ind.reason.value.lower()))
+        elif isinstance(ind, C.BridgeDown):
+            self._up = False
+            self._report()
+            deliver(E.PortsUnavailable(tuple(port_id(p) for p in sorted(self.ports))))
+        elif isinstance(ind, (C.BridgeUp, C.BridgeReady)):
+            self._up = True
+            self._report()
+            deliver(E.PortsAvailable(tuple(port_id(p) for p in sorted(self.ports))))
+        elif isinstance(ind, C.PortFault):
+            log.warning("port fault", extra=kv(port=ind.port, fault=ind.kind.value))
+        else:
+            # Flash / Dtmf / CrossConnect belong to basic call control
+            log.debug("analog indication", extra=kv(indication=repr(ind)))
+
+
+class SimBridge:
+    """The simulated FXB/1 bridge on a pty under the state directory (``[sim]``)."""
+
+    def __init__(self, config: Config) -> None:
+        from ccbs_isdn.drivers.sim.bridge import BridgeSim
+
+        self.bridge = BridgeSim(config.sim.fxs_ports)
+        self.link = Path(config.daemon.state_dir) / "sim-fxs0"
+
+    async def start(self) -> None:
+        await self.bridge.open_pty(self.link)
+
+    async def stop(self) -> None:
+        await self.bridge.close()
+
+
+class CapiLine:
+    """The CAPI driver seen from the service: every ISDN indication goes to the engine,
+    controller up/down also to ``line_state``; IsdnCommands go to the driver."""
+
+    kind = "capi"
+
+    def __init__(self, config: Config, service: CcbsService, *, sim: SimIsdn | None = None
+                 ) -> None:
+        from ccbs_isdn.drivers import load_driver
+
+        driver_class = load_driver("capi20")
+        self.module = __import__(driver_class.__module__,
+                                 fromlist=["CapiConfig", "ControllerConfig"])
+        self.driver_class = driver_class
+        self.config = config
+        self.service = service
+        self.sim = sim
+        self.driver: Any = None
+        self._up: dict[int, tuple[bool, str]] = {
+            c.ctrl: (False, "") for c in config.capi.controllers}
+
+    def _driver_config(self, host: str, port: int, transport: str) -> Any:
+        mod = self.module
+        return mod.CapiConfig(
+            driver=transport, host=host, port=port,
+            controllers=tuple(mod.ControllerConfig(c.ctrl, c.msns, c.ptp, c.route)
+                              for c in self.config.capi.controllers),
+        )
+
+    async def start(self) -> None:
+        capi = self.config.capi
+        transport, host, port = capi.driver, capi.host, capi.port
+        if self.sim is not None:
+            port = await self.sim.start()
+            transport, host = "rcapi", "127.0.0.1"
+        self.driver = self.driver_class(self._driver_config(host, port, transport),
+                                        self._indication)
+        self._report()
+        await self.driver.start()
+
+    async def stop(self) -> None:
+        if self.driver is not None:
+            await self.driver.stop()
+        if self.sim is not None:
+            await self.sim.stop()
+
+    def lines(self) -> list[dict[str, Any]]:
+        names = {c.ctrl: ",".join(c.msns) for c in self.config.capi.controllers}
+        return [{"kind": "controller", "id": str(ctrl), "name": names.get(ctrl, ""),
+                 "up": up, "detail": detail} for ctrl, (up, detail) in sorted(self._up.items())]
+
+    def _report(self) -> None:
+        for line in self.lines():
+            self.service.line_state(line["kind"], line["id"], up=line["up"],
+                                    name=line["name"], detail=line["detail"])
+
+    def _indication(self, ind: Any) -> None:
+        from ccbs_isdn import isdn
+
+        if isinstance(ind, isdn.ControllerUp):
+            self._up[ind.ctrl] = (True, f"{ind.route.value}, {'ptp' if ind.ptp else 'ptmp'}"
+                                  + (", reconnected" if ind.reconnected else ""))
+            self._report()
+        elif isinstance(ind, isdn.ControllerDown):
+            self._up[ind.ctrl] = (False, ind.reason)
+            self._report()
+        self.service.deliver(ind)
+
+    def execute(self, command: Any) -> None:
+        try:
+            self.driver.send(command)
+        except CcbsError as exc:
+            # the engine's own timers (T-ACTIVATE, A-answer ...) cover a lost command
+            log.warning("ISDN command not sent", extra=kv(command=repr(command),
+                                                          error=str(exc)))
+
+
+class SimIsdn:
+    """The simulated public exchange + card (rcapi server) on its own thread: the
+    real libcapi20 in this process blocks on it, so it must not share our loop."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.server: Any = None
+
+    def _factory(self) -> Any:
+        from ccbs_isdn.drivers.sim.controller import ControllerSpec
+        from ccbs_isdn.drivers.sim.exchange import SimExchange
+        from ccbs_isdn.drivers.sim.network.timers import NetworkTimers
+        from ccbs_isdn.drivers.sim.rcapi import RcapiServer
+
+        exchange = SimExchange(NetworkTimers().scaled(self.config.sim.timer_scale))
+        specs = []
+        for c in self.config.capi.controllers:
+            access = f"ctrl{c.ctrl}"
+            exchange.add_access(access, c.msns or (f"99{c.ctrl}",), ptp=c.ptp)
+            specs.append(ControllerSpec(c.ctrl, access, c.msns,
+                                        supplementary=c.route != "raw", ptp=c.ptp))
+        for sub in self.config.sim.subscribers:
+            exchange.add_subscriber(sub.number, busy=sub.busy, answers=sub.answers,
+                                    ccbs=sub.ccbs)
+        return RcapiServer(specs, exchange)
+
+    async def start(self) -> int:
+        from ccbs_isdn.drivers.sim.rcapi import ThreadedRcapiServer
+
+        # libcapi20 reads $HOME/.capi20rc, whose REMOTE line would override our choice
+        # (capi.md §2.2): give the library a home of its own with an empty file
+        home = Path(self.config.daemon.state_dir) / "sim-home"
+        home.mkdir(parents=True, exist_ok=True)
+        (home / ".capi20rc").write_text("# ccbsd simulator: transport set by the daemon\n")
+        os.environ["HOME"] = str(home)
+        self.server = ThreadedRcapiServer(self._factory)
+        return int(await asyncio.to_thread(self.server.start))
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await asyncio.to_thread(self.server.stop)
+            self.server = None
+
+
+def build_lines(config: Config, service: CcbsService) -> dict[str, Any]:
+    """The drivers ``config`` enables, wrapped for the service. With ``[sim]`` the
+    simulated exchange and bridge stand in for the hardware and the real drivers talk
+    to them (libcapi20 over loopback TCP, the FXS driver over a pty)."""
+    lines: dict[str, Any] = {}
+    if config.capi.enabled or (config.sim.enabled and config.capi.controllers):
+        lines["capi"] = CapiLine(config, service,
+                                 sim=SimIsdn(config) if config.sim.enabled else None)
+    if config.fxs.enabled or (config.sim.enabled and config.fxs.ports):
+        sim = SimBridge(config) if config.sim.enabled else None
+        url = str(sim.link) if sim is not None else None
+        lines["fxs"] = FxsLine(config, service, url=url, sim=sim)
+    return lines
