@@ -77,6 +77,7 @@ class Terminal:
     clock: Clock
     access_id: str
     inbox: list[Q931] = field(default_factory=list)
+    seen: list[Q931] = field(default_factory=list)  # everything received, never popped
     next_cr: int = 1
     next_invoke: int = 100
     auto_release: bool = True  # answer a network DISCONNECT with RELEASE (as a TE does)
@@ -87,6 +88,7 @@ class Terminal:
     def _deliver(self, msg: Q931) -> None:
         assert msg.from_network
         self.inbox.append(msg)
+        self.seen.append(msg)
         if self.auto_release and msg.type is MsgType.DISCONNECT and msg.cr is not None:
             self.ex.from_user(self.access_id, Q931(MsgType.RELEASE, msg.cr, False), self.clock.now)
 
