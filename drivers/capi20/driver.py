@@ -234,7 +234,7 @@ class CapiDriver:
         self.indications: asyncio.Queue[isdn.IsdnIndication] = asyncio.Queue()
         self._library_loader = library
         self._lib: capilib.CapiLib | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capi20")
+        self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._link: _Link | None = None
         self._controllers: dict[int, _Controller] = {}
@@ -249,11 +249,14 @@ class CapiDriver:
         self._call_seq = itertools.count(1)
         self._number = 0
         self._reconnect_task: asyncio.Task[None] | None = None
+        self._lost_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._ever_up = False
         self.reconnects = 0
         self.messages_in = 0
         self.messages_out = 0
+        #: messages or Facility IEs from the card that were malformed and dropped
+        self.bad_input = 0
 
     # ================================================================ lifecycle
 
@@ -263,6 +266,8 @@ class CapiDriver:
         driver reports ``ControllerDown`` and keeps retrying in the background."""
         self._loop = asyncio.get_running_loop()
         self._stopping = False
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capi20")
         self._lib = await self._blocking(self._library_loader, self.config.library)
         await self._blocking(self._lib.configure, self.config.driver, self.config.host,
                              self.config.port)
@@ -275,6 +280,9 @@ class CapiDriver:
     async def stop(self) -> None:
         """Release the application (calls are cleared by the card) and stop retrying."""
         self._stopping = True
+        if self._lost_task is not None:
+            await asyncio.gather(self._lost_task, return_exceptions=True)
+            self._lost_task = None
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
             try:
@@ -283,7 +291,9 @@ class CapiDriver:
                 pass
             self._reconnect_task = None
         await self._drop_link("stopped")
-        self._executor.shutdown(wait=False)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
     @property
     def up(self) -> bool:
@@ -293,7 +303,7 @@ class CapiDriver:
         return self._controllers[ctrl].route
 
     async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        assert self._loop is not None
+        assert self._loop is not None and self._executor is not None
         return await self._loop.run_in_executor(self._executor, fn, *args)
 
     # ============================================================== connecting
@@ -412,6 +422,15 @@ class CapiDriver:
             if token.timer is not None:
                 token.timer.cancel()
         self._tokens.clear()
+        for ctrl in self._controllers.values():
+            ctrl.invokes.clear()
+            if ctrl.up:
+                ctrl.up = False
+                self._emit(isdn.ControllerDown(ctrl.cfg.ctrl, reason))
+        if not self._ever_up:
+            for cfg in self.config.controllers:
+                if cfg.ctrl not in self._controllers:
+                    self._emit(isdn.ControllerDown(cfg.ctrl, reason))
         # The card clears every call of an application whose connection is gone.
         for call in list(self._calls.values()):
             self._forget_call(call)
@@ -422,15 +441,6 @@ class CapiDriver:
                     self._emit(isdn.CcRequestResult(call.ctrl, call.cct_handle, error="reject"))
             else:
                 self._emit(isdn.CallEnded(call.ctrl, call.call_id, None))
-        for ctrl in self._controllers.values():
-            ctrl.invokes.clear()
-            if ctrl.up:
-                ctrl.up = False
-                self._emit(isdn.ControllerDown(ctrl.cfg.ctrl, reason))
-        if not self._ever_up:
-            for cfg in self.config.controllers:
-                if cfg.ctrl not in self._controllers:
-                    self._emit(isdn.ControllerDown(cfg.ctrl, reason))
         if link is not None and self._lib is not None:
             try:
                 await self._blocking(self._lib.release, link.appl_id)
@@ -458,7 +468,7 @@ class CapiDriver:
         log.warning("CAPI connection lost: %s", reason)
         assert self._loop is not None
         self._loop.remove_reader(self._link.fd)
-        self._loop.create_task(self._lost(reason))
+        self._lost_task = self._loop.create_task(self._lost(reason))
 
     # ================================================================ messages
 
@@ -519,11 +529,13 @@ class CapiDriver:
             msg = m.decode(raw)
         except CapiMessageError as exc:
             log.warning("undecodable CAPI message %s: %s", raw.hex(), exc)
+            self.bad_input += 1
             return
         try:
             self._dispatch(msg)
         except (CapiMessageError, FacilityError) as exc:
             log.warning("bad %s from the controller: %s", msg.name, exc)
+            self.bad_input += 1
         except LinkDown:
             pass
 
@@ -1059,6 +1071,7 @@ class CapiDriver:
             # Broadcast or call-associated input we cannot read: log, never answer
             # (etsi-ccbs.md §7 — a reject only for malformed input addressed to us).
             log.info("undecodable Facility IE %s: %s", element.hex(), exc)
+            self.bad_input += 1
             return ()
 
     def _raw_call_facility(self, ctrl: _Controller, call: _Call, element: bytes) -> None:

@@ -232,6 +232,15 @@ class RcapiServer:
         is kept: later messages queue behind them)."""
         self._delay_to_app = (count, seconds)
 
+    def inject(self, payload: bytes) -> int:
+        """Send raw *payload* (normally a CAPI message, possibly malformed on purpose) to
+        every registered application as one frame. Returns how many got it."""
+        apps = [c for c in self.connections if c.registered]
+        for conn in apps:
+            self.frames_out += 1
+            conn.write_frame(payload)
+        return len(apps)
+
     def application_count(self) -> int:
         return sum(1 for c in self.connections if c.registered)
 
@@ -459,3 +468,47 @@ class ThreadedRcapiServer:
         self._thread.join(timeout)
         if not self._loop.is_running():
             self._loop.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ccbs_isdn.drivers.sim.rcapi``: a simulated card + exchange on a TCP
+    port, for benchmarks and manual tests. Prints ``LISTENING <port>`` when ready."""
+    import argparse
+
+    from .exchange import SimExchange
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--controllers", type=int, default=1,
+                        help="BRI controllers; controller n has MSNs n1 and n2")
+    parser.add_argument("--raw", action="store_true",
+                        help="cards without supplementary services (raw Facility route)")
+    parser.add_argument("--subscribers", default="22:busy,23",
+                        help="external subscribers, e.g. 22:busy,23")
+    args = parser.parse_args(argv)
+    exchange = SimExchange()
+    specs = []
+    for n in range(1, args.controllers + 1):
+        msns = (f"{n}1", f"{n}2") if n < 10 else (f"{n}01", f"{n}02")
+        exchange.add_access(f"bri{n}", msns)
+        specs.append(ControllerSpec(n, f"bri{n}", msns, supplementary=not args.raw))
+    for item in filter(None, args.subscribers.split(",")):
+        number, _, state = item.partition(":")
+        exchange.add_subscriber(number, busy=state == "busy")
+
+    async def serve() -> None:
+        server = RcapiServer(specs, exchange, host=args.host, port=args.port)
+        port = await server.start()
+        print(f"LISTENING {port}", flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

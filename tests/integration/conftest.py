@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,16 +60,28 @@ class CapiWorld:
     sim: ThreadedRcapiServer
     driver: CapiDriver
     seen: list[isdn.IsdnIndication] = field(default_factory=list)
+    backlog: list[isdn.IsdnIndication] = field(default_factory=list)
 
     async def expect(self, kind: type[Ind], timeout: float = 10.0,
                      where: Callable[[Ind], bool] | None = None) -> Ind:
-        """The next indication of *kind* (others are kept in ``seen``)."""
+        """The first indication of *kind* (matching *where*) not taken yet; indications
+        passed over stay available to later calls. All are recorded in ``seen``."""
+        def matches(ind: isdn.IsdnIndication) -> bool:
+            return isinstance(ind, kind) and (where is None or where(ind))
+
+        for ind in self.backlog:
+            if matches(ind):
+                self.backlog.remove(ind)
+                return ind  # type: ignore[return-value]
+
         async def wait() -> Ind:
             while True:
                 ind = await self.driver.indications.get()
                 self.seen.append(ind)
-                if isinstance(ind, kind) and (where is None or where(ind)):
-                    return ind
+                if matches(ind):
+                    return ind  # type: ignore[return-value]
+                self.backlog.append(ind)
+
         return await asyncio.wait_for(wait(), timeout)
 
     def exchange(self, fn: Callable[[SimExchange, float], Any]) -> Any:
@@ -80,6 +92,17 @@ class CapiWorld:
 
     def ex_log(self) -> str:
         return "\n".join(self.sim.exchange(lambda ex, now: ex.log_lines()))
+
+
+@pytest.fixture
+def loop_errors() -> Iterator[list[dict[str, Any]]]:
+    """Everything that reaches the event loop's exception handler (must stay empty: no
+    exception may escape the driver's callbacks)."""
+    loop = asyncio.get_event_loop()
+    seen: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: seen.append(context))
+    yield seen
+    loop.set_exception_handler(None)
 
 
 def default_exchange(timers: NetworkTimers | None = None) -> SimExchange:
