@@ -230,8 +230,6 @@ class _Model:
         assert req.ctrl is not None
         if req.handle is not None:
             e._by_handle.pop((req.ctrl, req.handle), None)
-        if req.id in e._enlisted:  # a CC-T request renewed after a restart: no new reply
-            e._reactivating.add(req.id)
         req.handle = e._new_handle()
         e._by_handle[(req.ctrl, req.handle)] = req.id
         e._emit(IsdnCcRequest(req.ctrl, handle=req.handle, kind=req.kind,
@@ -253,12 +251,11 @@ class _Model:
             e._unindex(e._by_handle, (req.ctrl, req.handle), req.id)
             req.reference = event.reference & 0x7F  # 7-bit, as libpri masks it
             e._by_ref[(req.ctrl, req.reference)] = req.id
+        first = req.expires_at is None  # not a CC-T request renewed after a restart
         e._set_expiry(req, self.now + e.policy.supervision(req.kind, req.ptp))
-        if req.id in e._reactivating:
-            e._reactivating.discard(req.id)
-            return
         e._accepted(req)
-        e._notify(NotifyKind.ACTIVATED, req)
+        if first:
+            e._notify(NotifyKind.ACTIVATED, req)
 
     def note_reference(self) -> None:
         event = self.event
@@ -275,7 +272,6 @@ class _Model:
         else:
             reason, text = "activation-timeout", "the network did not answer the request"
         req.reason = reason
-        e._reactivating.discard(req.id)
         reply = e._pending.pop(req.id, None)
         if e.policy.redial_fallback and req.a_port is not None and reply is not None:
             e._later(lambda: e._start_fallback(req, reply, self.now))
@@ -283,8 +279,13 @@ class _Model:
         if reply is not None:
             e._emit(RequestRefused(reply.tag, req.caller, reason, text))
 
-    def activation_lost(self) -> None:
-        self.req.reason = "restart-during-activation"
+    def await_adoption(self) -> None:
+        """After a restart in Requested: wait for the CCBSInterrogate answer before
+        deciding whether the request reached the network (``_adopt``)."""
+        req, e = self.req, self.e
+        e._adopting.add(req.id)
+        t = e.policy.timers
+        e._arm(req, "t_activate", self.now + t.t_interrogate + t.t_activate)
 
     def offer_gone(self) -> None:
         self.req.reason = {
@@ -621,7 +622,7 @@ class CcbsEngine:
         self._failed: dict[str, _FailedCall] = {}
         self._dialled: dict[str, _Dial] = {}
         self._pending: dict[int, _Reply] = {}  # reply owed when the network answers
-        self._reactivating: set[int] = set()
+        self._adopting: set[int] = set()  # restarted in Requested: see _adopt
         self._recheck_started: dict[int, float] = {}
         self._heap: list[tuple[float, int, int, int]] = []
         self._seq = itertools.count()
@@ -1013,10 +1014,35 @@ class CcbsEngine:
             return  # not ours, or the network cannot tell: keep what we have
         _, kind, _ = pending
         held = {ref & 0x7F for ref in event.references}
-        for req in sorted(self._reqs.values(), key=lambda r: r.id):
-            if (req.ctrl == event.ctrl and req.kind is kind and not req.ptp
-                    and req.reference is not None and req.reference not in held):
+        mine = [req for req in sorted(self._reqs.values(), key=lambda r: r.id)
+                if req.ctrl == event.ctrl and req.kind is kind and not req.ptp]
+        for req in mine:
+            if req.reference is not None and req.reference not in held:
                 self._fire(req, "reconcile_lost", now, event, "network")
+        self._adopt(event, kind, held, mine, now)
+
+    def _adopt(self, event: CcInterrogateResult, kind: CcKind, held: set[int],
+               mine: list[CcRequest], now: float) -> None:
+        """Requests restarted while Requested: the network holds exactly one reference
+        we do not know -> that is ours (adopt it); none -> our CCBSRequest never
+        arrived (send it again); several -> cannot tell (fail)."""
+        waiting = [req for req in mine if req.id in self._adopting and req.id in self._reqs]
+        if not waiting:
+            return
+        self._adopting.difference_update(req.id for req in waiting)
+        unknown = sorted(held - {req.reference for req in mine if req.reference is not None})
+        for req in waiting:
+            handle = req.handle if req.handle is not None else 0
+            if len(waiting) == 1 and len(unknown) == 1:
+                result = CcRequestResult(event.ctrl, handle=handle, reference=unknown[0],
+                                         recall_mode=event.recall_mode)
+                self._fire(req, "result_ok", now, result, "restore", "adopted")
+            elif not unknown:
+                self._fire(req, "resend", now, event, "restore")
+            else:
+                result = CcRequestResult(event.ctrl, handle=handle,
+                                         error="ambiguous-after-restart")
+                self._fire(req, "result_error", now, result, "restore")
 
     def _on_status_request(self, event: CcStatusRequest, now: float) -> None:
         rid = self._by_ref.get((event.ctrl, event.reference & 0x7F))
@@ -1259,7 +1285,7 @@ class CcbsEngine:
         self._release(req)
         self._recheck_started.pop(req.id, None)
         self._pending.pop(req.id, None)
-        self._reactivating.discard(req.id)
+        self._adopting.discard(req.id)
         enlisted = req.id in self._enlisted
         self._unindex_all(req)
         del self._reqs[req.id]
@@ -1457,9 +1483,12 @@ class CcbsEngine:
         return info.ccnr if kind is CcKind.CCNR else info.ccbs
 
     def _accepted(self, req: CcRequest, tag: str | None = None) -> None:
+        """Reply to whoever asked (nobody waits for a request restored from disk)."""
         reply = self._pending.pop(req.id, None)
         if tag is None:
-            tag = reply.tag if reply is not None else ""
+            if reply is None:
+                return
+            tag = reply.tag
         self._emit(RequestAccepted(tag, req.id, req.caller, req.target))
 
     def _refuse(self, tag: str, caller: str, reason: str, text: str) -> None:
@@ -1491,6 +1520,8 @@ class CcbsEngine:
         if req.role is Role.MONITOR and req.ctrl is not None:
             if req.state == "Available":
                 self._offers[req.caller] = req.id
+                self._failed.setdefault(req.caller, _FailedCall(
+                    req.target, req.kind, req.created, req.ctrl, "", offer_id=req.id))
             if req.linkage_id is not None and req.state in ("Available", "Requested",
                                                             "WaitDestruction"):
                 self._by_linkage[(req.ctrl, req.linkage_id)] = req.id

@@ -42,7 +42,7 @@ from ccbs_isdn.isdn import EraseReason
 
 
 class Rule(TypedDict, total=False):
-    trigger: str
+    trigger: str | list[str]
     source: str | list[str]
     dest: str | None
     conditions: str | list[str]
@@ -191,27 +191,30 @@ MONITOR_RULES: Final[tuple[Rule, ...]] = (
     {"trigger": "lifetime", "source": ["Activated", "Suspended", "WaitCallback"],
      "dest": EXPIRED, "after": ["stop_ring", "send_deactivate"],
      "why": "§4/§6: local supervision T-CCBS2/T-CCNR2 (PTP T-CCBS6/T-CCNR6) expired"},
-    # -- restart (persisted state rebuilt; the driver lost every open operation)
-    {"trigger": "restart", "source": "Requested", "dest": FAILED, "after": "activation_lost"},
-    {"trigger": "restart", "source": "WaitDestruction", "dest": CANCELLED},
-    {"trigger": "restart", "source": _MON_ACTIVE, "dest": "Requested",
+    # -- restart (persisted state rebuilt) and reconnect (the CAPI link came back): the
+    #    driver lost every open operation and call; the FXS side (a ringing A) did not
+    #    lose anything on a reconnect, but a restart stops and re-checks the ring.
+    {"trigger": ["restart", "reconnect"], "source": "Requested", "dest": None,
+     "conditions": "is_ptp", "after": "send_request",
+     "why": "CC-T: the REGISTER link died with the driver; request again (no linkage needed)"},
+    {"trigger": ["restart", "reconnect"], "source": ["Requested", "WaitDestruction"],
+     "dest": None, "unless": "is_ptp", "after": ["reconcile", "await_adoption"],
+     "why": "did CCBSRequest reach the network? CCBSInterrogate decides: adopt the one "
+            "unknown reference, or send the request again"},
+    {"trigger": ["restart", "reconnect"], "source": "WaitDestruction", "dest": CANCELLED,
+     "conditions": "is_ptp"},
+    {"trigger": "resend", "source": "Requested", "dest": None, "after": "send_request"},
+    {"trigger": "resend", "source": "WaitDestruction", "dest": CANCELLED},
+    {"trigger": ["restart", "reconnect"], "source": _MON_ACTIVE, "dest": "Requested",
      "conditions": "is_ptp", "after": ["stop_ring", "send_request"],
      "why": "CC-T: the REGISTER link died with the driver; request again (no linkage needed)"},
-    {"trigger": "restart", "source": "Callback", "dest": "Activated", "after": "reconcile",
-     "why": "the recall call died with the restart; the network decides"},
+    {"trigger": ["restart", "reconnect"], "source": "Callback", "dest": "Activated",
+     "after": "reconcile", "why": "the recall call died with the driver; the network decides"},
     {"trigger": "restart", "source": "WaitCallback", "dest": None,
      "after": ["reconcile", "restart_recall"],
      "why": "re-check A before ringing again (new key)"},
     {"trigger": "restart", "source": ["Activated", "Suspended"], "dest": None,
      "after": "reconcile"},
-    # -- the controller came back (CAPI reconnect): open operations and calls are gone,
-    #    the FXS side (a ringing A) is not
-    {"trigger": "reconnect", "source": "Requested", "dest": FAILED,
-     "after": "activation_lost"},
-    {"trigger": "reconnect", "source": "WaitDestruction", "dest": CANCELLED},
-    {"trigger": "reconnect", "source": _MON_ACTIVE, "dest": "Requested",
-     "conditions": "is_ptp", "after": ["stop_ring", "send_request"]},
-    {"trigger": "reconnect", "source": "Callback", "dest": "Activated", "after": "reconcile"},
     {"trigger": "reconnect", "source": ["Activated", "Suspended", "WaitCallback"],
      "dest": None, "after": "reconcile"},
     {"trigger": "quiet_end", "source": "Suspended", "dest": "Activated",
@@ -346,6 +349,17 @@ INITIAL: Final[Mapping[Role, str]] = {
 }
 
 
+def _expanded(role: Role) -> list[Rule]:
+    """The table with one row per trigger (rows may list several triggers)."""
+    rows: list[Rule] = []
+    for rule in RULES[role]:
+        for trigger in _names(rule["trigger"]):
+            row: Rule = {**rule}
+            row["trigger"] = trigger
+            rows.append(row)
+    return rows
+
+
 def _sources(rule: Rule) -> list[str]:
     source = rule["source"]
     return [source] if isinstance(source, str) else list(source)
@@ -362,7 +376,7 @@ def rulebook(role: Role) -> dict[str, Any]:
     ``{"role", "initial", "states", "final", "transitions": [{"trigger", "source",
     "dest", "conditions", "unless", "after", "why"}]}`` (one entry per source)."""
     flat: list[dict[str, Any]] = []
-    for rule in RULES[role]:
+    for rule in _expanded(role):
         for source in _sources(rule):
             flat.append({
                 "trigger": rule["trigger"],
@@ -389,7 +403,7 @@ def diagram_data() -> dict[str, dict[str, Any]]:
 
 
 def triggers(role: Role) -> frozenset[str]:
-    return frozenset(rule["trigger"] for rule in RULES[role])
+    return frozenset(str(rule["trigger"]) for rule in _expanded(role))
 
 
 def callbacks(role: Role) -> frozenset[str]:
@@ -410,7 +424,7 @@ def build_machine(role: Role, model: object) -> Machine:
         {"name": name, "final": name in FINAL_STATES} for name in STATES[role]
     ]
     rules: Sequence[dict[str, Any]] = [
-        {key: value for key, value in rule.items() if key != "why"} for rule in RULES[role]
+        {key: value for key, value in rule.items() if key != "why"} for rule in _expanded(role)
     ]
     return Machine(
         model=model,
