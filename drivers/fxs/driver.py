@@ -71,6 +71,7 @@ from ccbs_isdn.analog.fxb import (
     RingTripUrc,
     RingUrc,
     StateInfo,
+    TextInfo,
     parse_line,
 )
 from ccbs_isdn.analog.poll import PollPolicy
@@ -489,6 +490,17 @@ class FxsDriver:
             log.warning("fxs %s: AT%%STATE? refused (%s)", self.name, exc)
         else:
             self._reconcile_state([ln for ln in response.lines if isinstance(ln, StateInfo)])
+        # V.250 identification, for logs and status: the %READY that carries the
+        # version is usually sent before we open the port
+        try:
+            ident = await self._exchange("AT+GMR", cfg.command_timeout, count_miss=False)
+        except BridgeError as exc:
+            if exc.at_name in (TIMEOUT, REBOOTED):
+                raise
+        else:
+            texts = [ln.text for ln in ident.lines if isinstance(ln, TextInfo)]
+            if texts:
+                self.fw_version = texts[0]
 
     def _reconcile_state(self, states: list[StateInfo]) -> None:
         """After (re)initialisation: rings and connections the bridge no longer has are

@@ -253,8 +253,10 @@ class BridgeSim:
         port = self.ports[p]
 
         def run() -> None:
-            self._edge(port, False)
+            # the close goes on the agenda first: a close exactly at flash_max then
+            # runs before the expiry check of the same instant (bounds are inclusive)
             self._at(self._now + ms / 1000, lambda: self._edge(port, True))
+            self._edge(port, False)
 
         self._script(run)
 
@@ -505,6 +507,7 @@ class BridgeSim:
             port.timing = HookTiming()
             # a powered-down bridge re-reads the loop when it boots
             port.off_hook = port.loop_closed
+            port._edge_t = self._now
         self._reset_settings()
 
     def _power_up(self) -> None:
@@ -708,7 +711,9 @@ class BridgeSim:
         self._notify()
 
     def _command_line(self, raw: bytes) -> None:
-        text = raw.decode("ascii", "replace").strip()
+        text = raw.decode("ascii", "replace")
+        if len(text) <= MAX_COMMAND:
+            text = text.strip()  # an overlong line stays overlong: _execute refuses it
         if self.echo:
             self._write(raw + b"\r")
         if self._executing is not None:  # §3.9.8: the daemon never does this
