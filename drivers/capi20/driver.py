@@ -156,7 +156,8 @@ class _Call:
     cct_accepted: bool = False
     cct_answered: bool = False
     cct_deactivating: bool = False
-    recall_invoke: int | None = None
+    recall: bool = False  # a CCBS recall (carries CCBSCall)
+    recall_invoke: int | None = None  # our invoke id of CCBSCall (raw route only)
 
 
 @dataclass(eq=False)
@@ -583,7 +584,8 @@ class CapiDriver:
             raise LocalError(f"call id {cmd.call_id!r} is in use")
         bc, llc, hlc = _split_bearer(cmd.bearer)
         cip = m.cip_for_bearer(bc, hlc)
-        call = _Call(cmd.call_id, ctrl.cfg.ctrl, True, cmd.called, cmd.calling, cmd.bearer)
+        call = _Call(cmd.call_id, ctrl.cfg.ctrl, True, cmd.called, cmd.calling, cmd.bearer,
+                     recall=cmd.cc_reference is not None)
         self._calls[call.call_id] = call
         if cmd.cc_reference is not None and ctrl.route is CcRoute.SUPPLEMENTARY:
             param = m.SuppParam(t.FN_CCBS_CALL, {
@@ -1096,9 +1098,10 @@ class CapiDriver:
             if pending is not None and pending.call is call and call.cct_handle is not None:
                 del ctrl.invokes[comp.invoke_id]  # type: ignore[arg-type]
                 self._cct_result(ctrl, call, comp)
-            elif isinstance(comp, rg.InError | rg.InReject) and (
-                    comp.invoke_id is not None and comp.invoke_id == call.recall_invoke):
-                # CCBSCall refused in the clearing of the recall (etsi-ccbs.md §5.3).
+            elif isinstance(comp, rg.InError | rg.InReject) and call.recall and (
+                    call.recall_invoke is None or comp.invoke_id == call.recall_invoke):
+                # CCBSCall refused in the clearing of the recall (etsi-ccbs.md §5.3). On
+                # the supplementary route the card invoked it: any error on the recall.
                 call.error = (rg.error_name(comp) if isinstance(comp, rg.InError)
                               else "reject")
 

@@ -7,12 +7,12 @@ import struct
 from typing import Any
 
 import pytest
-
-from ccbs_isdn import isdn
 from ccbs_isdn.drivers.capi20 import messages as m
 from ccbs_isdn.drivers.capi20.driver import ControllerConfig
 from ccbs_isdn.drivers.capi20.tables import Command as C
 from ccbs_isdn.drivers.capi20.tables import Subcommand as S
+
+from ccbs_isdn import isdn
 from ccbs_isdn.errors import LocalError
 
 from .conftest import CapiWorld

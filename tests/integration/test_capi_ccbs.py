@@ -69,6 +69,8 @@ async def test_busy_call_offers_ccbs_and_the_recall_connects(world_factory: Any,
 
     # The recall: a new call carrying the reference; B answers.
     drv.send(isdn.PlaceCall(1, "recall", called="22", calling="31", cc_reference=reference))
+    # globalRecall: the other terminals on the bus are told to stop offering it
+    assert (await world.expect(isdn.CcStopAlerting)).reference == reference
     connected = await world.expect(isdn.CallConnected)
     assert connected.call_id == "recall"
     calls = world.exchange(lambda ex, now: ex.calls())
@@ -160,3 +162,91 @@ async def test_ccbs_t_on_a_point_to_point_controller(world_factory: Any) -> None
     assert (await world.expect(isdn.CallConnected)).call_id == "recall"
     calls = world.exchange(lambda ex, now: ex.calls())
     assert [(c.calling, c.called, c.recall) for c in calls] == [("41", "22", True)]
+
+
+def short(**timers: float) -> Any:
+    return lambda: default_exchange(NetworkTimers(**timers))
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+async def test_no_reply_offers_ccnr_while_alerting(world_factory: Any, route: str) -> None:
+    def exchange() -> Any:
+        ex = default_exchange(NetworkTimers(t301=0.3))
+        ex.add_subscriber("24", answers=False, answer_delay=0.01)
+        return ex
+
+    world = await start(world_factory, route, exchange=exchange)
+    drv = world.driver
+    drv.send(isdn.PlaceCall(1, "c1", called="24", calling="31"))
+    await world.expect(isdn.CallAlerting)
+    offer = await world.expect(isdn.CcAvailable)
+    assert (offer.kind, offer.called) == (CcKind.CCNR, "24")
+    ended = await world.expect(isdn.CallEnded)
+    assert ended.cause == isdn.CAUSE_NO_ANSWER
+    drv.send(isdn.CcRequest(1, handle=21, kind=CcKind.CCNR, linkage_id=offer.linkage_id))
+    result = await world.expect(isdn.CcRequestResult)
+    assert result.error is None and result.reference is not None
+    records = world.exchange(lambda ex, now: ex.cc_records("bri1"))
+    assert [(r.kind, r.reference) for r in records] == [(CcKind.CCNR, result.reference)]
+    drv.send(isdn.CcInterrogate(1, handle=22, kind=CcKind.CCNR))
+    assert (await world.expect(isdn.CcInterrogateResult)).references == (result.reference,)
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+async def test_unused_linkage_is_erased_after_t_retention(world_factory: Any,
+                                                          route: str) -> None:
+    world = await start(world_factory, route, exchange=short(t_retention=0.2))
+    world.driver.send(isdn.PlaceCall(1, "c1", called="22", calling="31"))
+    offer = await world.expect(isdn.CcAvailable)
+    erased = await world.expect(isdn.CcEraseCallLinkage)
+    assert erased.linkage_id == offer.linkage_id
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+async def test_recall_not_taken_up_is_erased_after_t_ccbs3(world_factory: Any,
+                                                           route: str) -> None:
+    world = await start(world_factory, route, exchange=short(t_ccbs3=0.2))
+    drv = world.driver
+    drv.send(isdn.PlaceCall(1, "c1", called="22", calling="31"))
+    offer = await world.expect(isdn.CcAvailable)
+    drv.send(isdn.CcRequest(1, handle=1, kind=CcKind.CCBS, linkage_id=offer.linkage_id))
+    reference = (await world.expect(isdn.CcRequestResult)).reference
+    world.exchange(lambda ex, now: ex.set_busy("22", False, now))
+    status = await world.expect(isdn.CcStatusRequest)
+    drv.send(isdn.CcStatusAnswer(1, token=status.token, free=True))
+    await world.expect(isdn.CcRemoteUserFree)
+    erase = await world.expect(isdn.CcErase)
+    assert (erase.reference, erase.reason) == (reference, isdn.EraseReason.T_CCBS3_TIMEOUT)
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+async def test_recall_before_b_is_free_is_refused_in_the_clearing(world_factory: Any,
+                                                                  route: str) -> None:
+    world = await start(world_factory, route)
+    drv = world.driver
+    drv.send(isdn.PlaceCall(1, "c1", called="22", calling="31"))
+    offer = await world.expect(isdn.CcAvailable)
+    drv.send(isdn.CcRequest(1, handle=1, kind=CcKind.CCBS, linkage_id=offer.linkage_id))
+    reference = (await world.expect(isdn.CcRequestResult)).reference
+    drv.send(isdn.PlaceCall(1, "early", called="22", calling="31", cc_reference=reference))
+    ended = await world.expect(isdn.CallEnded, where=lambda i: i.call_id == "early")
+    assert ended.error == "notReadyForCall"
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+async def test_destination_side_status_request_for_our_msn(world_factory: Any,
+                                                           route: str) -> None:
+    # An external caller finds our MSN 31 busy; its network activates CCBS toward us and
+    # the exchange (as B's network) asks our bus whether 31 is free (ETS 300 196-1).
+    world = await start(world_factory, route, exchange=short(t_destination_poll=0.2))
+    drv = world.driver
+    world.exchange(lambda ex, now: ex.call_from("23", "31", now, cc=True))
+    incoming = await world.expect(isdn.IncomingCall)
+    drv.send(isdn.RejectCall(1, incoming.call_id, cause=isdn.CAUSE_USER_BUSY))
+    await world.expect(isdn.CallEnded)
+    asked = await world.expect(isdn.DestinationStatusRequest)
+    assert asked.msn == "31" and asked.bearer.startswith(b"\x04")
+    drv.send(isdn.DestinationStatusAnswer(1, token=asked.token,
+                                          status=isdn.DestinationStatus.COMPATIBLE_AND_FREE))
+    recall = await world.expect(isdn.IncomingCall, where=lambda i: i.call_id != incoming.call_id)
+    assert (recall.called, recall.calling) == ("31", "23")

@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 import pytest
+from ccbs_isdn.drivers.capi20.driver import ControllerConfig
 
 from ccbs_isdn import isdn
-from ccbs_isdn.drivers.capi20.driver import ControllerConfig
 from ccbs_isdn.errors import LinkDown
 from ccbs_isdn.isdn import CcKind
 
