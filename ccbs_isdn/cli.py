@@ -17,6 +17,7 @@ about CCBS; ``diagram`` and ``config check`` work without a running daemon.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import shutil
@@ -199,8 +200,6 @@ class Client:
 
 
 def _socket_group(path: str) -> str:
-    import grp
-
     try:
         return grp.getgrgid(os.stat(path).st_gid).gr_name
     except (OSError, KeyError):

@@ -361,6 +361,7 @@ class ControlServer:
         self._server: asyncio.base_events.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._inode: tuple[int, int] | None = None  # the socket file we created
 
     @property
     def clients(self) -> int:
@@ -378,6 +379,8 @@ class ControlServer:
             )
         finally:
             os.umask(old_umask)
+        st = os.stat(self.path)
+        self._inode = (st.st_dev, st.st_ino)
         os.chmod(self.path, 0o660)
         if self.socket_gid is not None:
             os.chown(self.path, -1, self.socket_gid)
@@ -406,8 +409,13 @@ class ControlServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+        # only our own socket file: never the one of a ccbsd that refused us or
+        # replaced us meanwhile
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+            st = os.stat(self.path)
+            if self._inode == (st.st_dev, st.st_ino):
+                os.unlink(self.path)
+        self._inode = None
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -473,7 +473,8 @@ class CcbsService:
         old = self._lines.get(key)
         self._lines[key] = {"kind": kind, "id": ident, "name": name, "up": up,
                             "detail": detail}
-        if old is None or old["up"] != up:
+        # the first report of a line that starts down is its initial state, not news
+        if (old is None and up) or (old is not None and old["up"] != up):
             self.bus.publish({"time": self.clock(), "event": "line-up" if up else "line-down",
                               "detail": f"{kind} {ident}" + (f" ({name})" if name else "")})
             (log.info if up else log.warning)(
@@ -827,8 +828,15 @@ class CapiLine:
         if self.sim is not None:
             port = await self.sim.start()
             transport, host = "rcapi", "127.0.0.1"
+        tracer = self.service.tracer
+
+        def traced_library(name: str) -> Any:
+            from ccbs_isdn.drivers.capi20 import lib
+
+            return TracingCapiLib(lib.load(name), tracer)
+
         self.driver = self.driver_class(self._driver_config(host, port, transport),
-                                        self._indication)
+                                        self._indication, library=traced_library)
         self._report()
         await self.driver.start()
 
@@ -867,6 +875,54 @@ class CapiLine:
             # the engine's own timers (T-ACTIVATE, A-answer ...) cover a lost command
             log.warning("ISDN command not sent", extra=kv(command=repr(command),
                                                           error=str(exc)))
+
+
+class TracingCapiLib:
+    """libcapi20 as the CAPI driver sees it, with every message copied to the trace
+    (hex + decoded; Facility IEs also through the ROSE decoder). Costs nothing while
+    no trace runs."""
+
+    def __init__(self, lib: Any, tracer: Tracer) -> None:
+        self._lib = lib
+        self._tracer = tracer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._lib, name)
+
+    def put_message(self, appl_id: int, raw: bytes) -> None:
+        if self._tracer.active:
+            self._trace("tx", raw)
+        self._lib.put_message(appl_id, raw)
+
+    def get_message(self, appl_id: int) -> bytes | None:
+        raw: bytes | None = self._lib.get_message(appl_id)
+        if raw is not None and self._tracer.active:
+            self._trace("rx", raw)
+        return raw
+
+    def _trace(self, direction: str, raw: bytes) -> None:
+        from ccbs_isdn.drivers.capi20 import messages as m
+
+        try:
+            msg = m.decode(raw)
+        except CcbsError as exc:
+            self._tracer.capi(direction, raw, decoded=f"error: {exc}")
+            return
+        params = " ".join(f"{k}={v.hex() if isinstance(v, bytes) else hex(v)}"
+                          for k, v in msg.params.items() if v not in (b"", 0))
+        self._tracer.capi(direction, raw, decoded=f"{msg.name} #{msg.number} {params}")
+        ctrl = msg.controller
+        facilities: tuple[bytes, ...] = ()
+        if msg.name == "INFO_IND" and msg.get_int("info_number") == 0x001C:
+            facilities = (msg.get_struct("info_element"),)
+        elif "additional_info" in msg.params:
+            try:
+                array = m.AdditionalInfo.decode(msg.get_struct("additional_info")).facility_array
+                facilities = m.facilities_in_array(array)
+            except CcbsError as exc:
+                self._tracer.note(f"additional info not decodable: {exc}", ctrl=ctrl)
+        for contents in facilities:
+            self._tracer.facility(direction, contents, ctrl=ctrl)
 
 
 class SimIsdn:

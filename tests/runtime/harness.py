@@ -19,9 +19,17 @@ import subprocess
 import sys
 import tempfile
 import time
+
+# imported here, before any fork: a child running as another uid may not be able to
+# read the interpreter's library directory any more
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from click.testing import CliRunner
+
+from ccbs_isdn.cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
 CCBSCTL = [sys.executable, "-c", "import sys; from ccbs_isdn.cli import main; "
@@ -29,7 +37,7 @@ CCBSCTL = [sys.executable, "-c", "import sys; from ccbs_isdn.cli import main; "
 CCBSD = [sys.executable, "-m", "ccbs_isdn.runtime.daemon"]
 START_TIMEOUT = 60.0
 
-#: every recall would ring a phone nobody scripts: keep caller 21's requests waiting
+#: a recall would ring a phone nobody scripts here: keep every request waiting
 ALL_DAY_QUIET = '["00:00-12:00", "12:00-00:00"]'
 
 
@@ -64,8 +72,7 @@ name = "Bert"
 port = 3
 extension = "23"
 
-[[policy.callers]]
-extension = "21"
+[policy]
 quiet_hours = {ALL_DAY_QUIET}
 """
     return text + extra
@@ -178,6 +185,46 @@ class Ccbsd:
                               timeout=timeout, check=False,
                               env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, **extra)
         return CtlResult(done.returncode, done.stdout, done.stderr)
+
+    def ctl_as(self, uid: int, gid: int, *args: str, json_output: bool = False
+               ) -> CtlResult:
+        """ccbsctl as another user: the interpreter may not be executable for that
+        user (a pyenv under /root), so fork, drop to *uid*/*gid* with no supplementary
+        groups, and run the click command in the child (a real connect, real
+        SO_PEERCRED on the daemon's side)."""
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: never return into pytest
+            status = 1
+            try:
+                os.close(read_fd)
+                os.setgroups([])
+                os.setgid(gid)
+                os.setuid(uid)
+                argv = ["--socket", self.socket, *(["--json"] if json_output else []), *args]
+                result = CliRunner().invoke(cli, argv, prog_name="ccbsctl")
+                stderr = result.stderr
+                if result.exception is not None and not isinstance(result.exception,
+                                                                   SystemExit):
+                    stderr += f"\n(exception in ccbsctl: {result.exception!r})"
+                payload = {"code": result.exit_code, "stdout": result.stdout,
+                           "stderr": stderr}
+                os.write(write_fd, json.dumps(payload).encode())
+                status = 0
+            except BaseException:
+                os.write(write_fd, json.dumps({"code": -1, "stdout": "",
+                                               "stderr": traceback.format_exc()}).encode())
+            finally:
+                os._exit(status)
+        os.close(write_fd)
+        chunks = []
+        while chunk := os.read(read_fd, 65536):
+            chunks.append(chunk)
+        os.close(read_fd)
+        _, status = os.waitpid(pid, 0)
+        doc = json.loads(b"".join(chunks))
+        assert status == 0, f"ccbsctl child failed ({status}): {doc['stderr']}"
+        return CtlResult(doc["code"], doc["stdout"], doc["stderr"])
 
     def follow(self, *args: str) -> Follower:
         """``ccbsctl [--json] events --follow`` running in the background."""
