@@ -19,6 +19,9 @@ API
 * ``decode_ie(data) -> Facility``             complete IE; length must match exactly
 * ``encode_contents(facility) -> bytes``      profile octet onwards (CAPI INFO_IND 0x001C)
 * ``decode_contents(data) -> Facility``
+* ``decode_each(data, ie=False) -> (Facility, errors)``: a bad component does not take
+  the other components of the IE down; each bad one comes back as its FacilityError
+* ``decode_any(data)``: complete IE if it starts with 1C, else contents
 * ``encode_component(c) -> bytes`` / ``decode_component(data, pos, end)``
 * ``facility_to_json(f)`` / ``facility_from_json(obj)``: the ``ccbsctl facility`` JSON
 * ``Facility(components, profile=0x91, header=b"")``
@@ -80,6 +83,7 @@ from ccbs_isdn.rose.facility import (
     Facility,
     decode_any,
     decode_contents,
+    decode_each,
     decode_ie,
     encode_contents,
     encode_ie,
@@ -205,6 +209,7 @@ __all__ = [
     "decode_any",
     "decode_component",
     "decode_contents",
+    "decode_each",
     "decode_ie",
     "encode_component",
     "encode_contents",

@@ -247,6 +247,8 @@ class Enum(Node):
 
     def encode(self, value: Any, path: str = "") -> bytes:
         try:
+            if isinstance(value, bool):
+                raise TypeError(value)
             return self.encoded[value]
         except (KeyError, TypeError):
             raise encode_error(

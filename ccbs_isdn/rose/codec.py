@@ -2,7 +2,8 @@
 
 This module owns the component envelope and its typed values: which tag, where the invoke
 id, linked id, operation value and argument/result/error sit, and which ROSE reject
-problem a malformed component deserves (X.880 §... as listed in the digest §2.2):
+problem (X.880 Reject.problem, codes as in the digest §2.2) a malformed component
+deserves:
 
 * BER damage (truncation, bad lengths)              → generalProblem badlyStructuredComponent
 * unknown component tag                             → generalProblem unrecognizedComponent
@@ -250,7 +251,14 @@ def encode_component(component: Component) -> bytes:
         body = INVOKE_ID.encode(component.invoke_id, "returnError.invokeId")
         body += code_tlv(component.error.value)
         if component.parameter is not None:
-            body += component.parameter
+            parameter = bytes(component.parameter)
+            try:
+                single = parameter and read_tlv(parameter, 0, len(parameter))[3] == len(parameter)
+            except FacilityError:
+                single = False
+            if not single:
+                raise encode_error("returnError.parameter", "must be exactly one BER element")
+            body += parameter
         return tlv(0xA3, body)
     if isinstance(component, Reject):
         if component.invoke_id is None:

@@ -63,9 +63,26 @@ class Facility:
 
 def encode_contents(facility: Facility) -> bytes:
     """Profile octet onwards (what CAPI carries as the Facility IE contents)."""
-    if facility.profile & 0x1F not in _PROFILE_KINDS or not 0 <= facility.profile <= 0xFF:
-        raise encode_error("profile", f"{facility.profile!r} is not 0x91 or 0x9F")
-    out = bytes((facility.profile,)) + bytes(facility.header)
+    profile = facility.profile
+    if (
+        not isinstance(profile, int)
+        or not 0 <= profile <= 0xFF
+        or profile & 0x1F not in _PROFILE_KINDS
+    ):
+        raise encode_error("profile", f"{profile!r} is not 0x91 or 0x9F")
+    if not facility.components:
+        raise encode_error("facility", "a Facility IE carries at least one component")
+    out = bytes((profile,)) + bytes(facility.header)
+    try:
+        header_end = _skip_header(out, 0, len(out))
+    except FacilityError:
+        header_end = -1
+    if header_end != len(out):
+        raise encode_error(
+            "header",
+            "must be octet 3a (profile without ext bit) and NetworkFacilityExtension / "
+            "NetworkProtocolProfile / InterpretationAPDU elements only",
+        )
     out += b"".join(encode_component(c) for c in facility.components)
     if len(out) > MAX_CONTENTS:
         raise encode_error("facility", f"{len(out)} octets, a Facility IE holds at most 255")
@@ -78,8 +95,8 @@ def encode_ie(facility: Facility) -> bytes:
     return bytes((FACILITY_IE, len(contents))) + contents
 
 
-def _decode(data: bytes, start: int) -> Facility:
-    end = len(data)
+def _skip_header(data: bytes, start: int, end: int) -> int:
+    """Check the profile octet at ``start``; return the position of the first component."""
     if start >= end:
         raise fail(start, "expected the protocol profile octet (91 or 9F), found the end")
     profile = data[start]
@@ -97,6 +114,12 @@ def _decode(data: bytes, start: int) -> Facility:
             raise fail(end, "expected octet 3a after a profile octet with ext bit 0")
     while pos < end and data[pos] in HEADER_TAGS:
         pos = read_tlv(data, pos, end)[3]
+    return pos
+
+
+def _decode(data: bytes, start: int) -> Facility:
+    end = len(data)
+    pos = _skip_header(data, start, end)
     header = data[start + 1 : pos]
     if pos >= end:
         raise fail(pos, "expected a ROSE component (tag A1..A4), found the end")
@@ -104,7 +127,7 @@ def _decode(data: bytes, start: int) -> Facility:
     while pos < end:
         component, pos = decode_component(data, pos, end)
         components.append(component)
-    return Facility(tuple(components), profile, header)
+    return Facility(tuple(components), data[start], header)
 
 
 def decode_contents(data: bytes | bytearray | memoryview) -> Facility:
@@ -112,10 +135,42 @@ def decode_contents(data: bytes | bytearray | memoryview) -> Facility:
     return _decode(bytes(data), 0)
 
 
-def decode_ie(data: bytes | bytearray | memoryview) -> Facility:
-    """Decode a complete Facility IE (``1C L ...``); the length must match exactly.
-    Offsets in errors count from the 0x1C octet."""
+def decode_each(
+    data: bytes | bytearray | memoryview, *, ie: bool = False
+) -> tuple[Facility, tuple[FacilityError, ...]]:
+    """Decode component by component: a component that fails to decode does not take the
+    others in the same IE down (digest §7: act on what is addressed to you, reject only
+    that). Returns the good components and, in order, the error of each bad one (with
+    its reject problem and invoke id). Framing damage — bad profile or header, a
+    component whose length runs past the end — still raises, as nothing after it can be
+    trusted. ``ie=True``: ``data`` starts with ``1C L``.
+    """
     raw = bytes(data)
+    if ie:
+        _check_ie_frame(raw)
+        start = 2
+    else:
+        start = 0
+    end = len(raw)
+    pos = _skip_header(raw, start, end)
+    header = raw[start + 1 : pos]
+    if pos >= end:
+        raise fail(pos, "expected a ROSE component (tag A1..A4), found the end")
+    components = []
+    errors = []
+    while pos < end:
+        nxt = read_tlv(raw, pos, end)[3]  # the frame of this component must be sound
+        try:
+            component, _ = decode_component(raw, pos, nxt)
+        except FacilityError as exc:
+            errors.append(exc)
+        else:
+            components.append(component)
+        pos = nxt
+    return Facility(tuple(components), raw[start], header), tuple(errors)
+
+
+def _check_ie_frame(raw: bytes) -> None:
     if len(raw) < 2:
         raise fail(len(raw), "expected 1C and a length octet, found the end")
     if raw[0] != FACILITY_IE:
@@ -125,6 +180,13 @@ def decode_ie(data: bytes | bytearray | memoryview) -> Facility:
         raise fail(len(raw), f"IE length says {length} octets, only {len(raw) - 2} present")
     if len(raw) > 2 + length:
         raise fail(2 + length, f"{len(raw) - 2 - length} octets of garbage after the IE")
+
+
+def decode_ie(data: bytes | bytearray | memoryview) -> Facility:
+    """Decode a complete Facility IE (``1C L ...``); the length must match exactly.
+    Offsets in errors count from the 0x1C octet."""
+    raw = bytes(data)
+    _check_ie_frame(raw)
     return _decode(raw, 2)
 
 
@@ -187,6 +249,7 @@ __all__ = [
     "decode_ie",
     "encode_contents",
     "decode_contents",
+    "decode_each",
     "decode_any",
     "facility_to_json",
     "facility_from_json",

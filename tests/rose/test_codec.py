@@ -34,6 +34,7 @@ from ccbs_isdn.rose import (
     ReturnError,
     ReturnResult,
     decode_contents,
+    decode_each,
     decode_ie,
     encode_contents,
     encode_ie,
@@ -439,3 +440,61 @@ def test_an_ie_longer_than_255_octets_is_refused() -> None:
     )
     with pytest.raises(FacilityError, match="at most 255"):
         encode_ie(Facility((too_big,)))
+
+
+# ----------------------------------------------------------- component by component
+
+
+def test_one_bad_component_does_not_hide_the_others() -> None:
+    # a broadcast FACILITY with an unknown operation between two we understand
+    good_a = BY_NAME["CCBSStopAlerting_invoke_ref1"]["ie_contents_hex"][2:]
+    unknown = "A10E02010B0606040082670163020101"
+    good_b = BY_NAME["EraseCallLinkageID_invoke_linkage5"]["ie_contents_hex"][2:]
+    contents = bytes.fromhex("91" + good_a + unknown + good_b)
+    with pytest.raises(FacilityError):
+        decode_contents(contents)
+    facility, errors = decode_each(contents)
+    assert [c.operation for c in facility.components] == [  # type: ignore[union-attr]
+        Operation.CCBSStopAlerting,
+        Operation.EraseCallLinkageID,
+    ]
+    (error,) = errors
+    assert error.problem == ("invoke", 1) and error.invoke_id == 11
+    ie = bytes((0x1C, len(contents))) + contents
+    facility_ie, errors_ie = decode_each(ie, ie=True)
+    assert facility_ie == facility
+    assert [(e.offset - 2, e.problem) for e in errors_ie] == [(e.offset, e.problem) for e in errors]  # type: ignore[operator]
+
+
+def test_framing_damage_still_raises_in_decode_each() -> None:
+    with pytest.raises(FacilityError, match="needs 32 content octets"):
+        decode_each(bytes.fromhex("91A120020146"))
+    with pytest.raises(FacilityError, match="garbage"):
+        decode_each(bytes.fromhex("1C0391A10000"), ie=True)
+
+
+def test_the_encoder_only_writes_what_it_could_read_back() -> None:
+    invoke = Invoke(1, Operation.CCBS_T_Call)
+    with pytest.raises(FacilityError, match="at least one component"):
+        encode_contents(Facility(()))
+    with pytest.raises(FacilityError, match="header"):
+        encode_contents(Facility((invoke,), header=b"\x02\x01\x00"))
+    with pytest.raises(FacilityError, match="header"):
+        encode_contents(Facility((invoke,), profile=0x11))  # octet 3a missing
+    with pytest.raises(FacilityError, match="profile"):
+        encode_contents(Facility((invoke,), profile=0x92))
+    with pytest.raises(FacilityError, match="exactly one BER element"):
+        encode_contents(Facility((ReturnError(1, rose_error("notAvailable"), parameter=b"\x04"),)))
+    with pytest.raises(FacilityError, match="not one of"):
+        encode_contents(
+            Facility((ReturnResult(1, Operation.CCBSRequest, CCBSRequestRes(True, 1)),))  # type: ignore[arg-type]
+        )
+
+
+def test_the_package_docstring_examples_run() -> None:
+    import doctest
+
+    import ccbs_isdn.rose
+
+    result = doctest.testmod(ccbs_isdn.rose)
+    assert result.attempted >= 6 and result.failed == 0

@@ -14,6 +14,7 @@ from ccbs_isdn.rose import (
     Facility,
     decode_any,
     decode_contents,
+    decode_each,
     decode_ie,
     encode_contents,
     facility_from_json,
@@ -99,13 +100,20 @@ def mutated_vectors(draw: st.DrawFn) -> bytes:
 @given(data=mutated_vectors())
 def test_mutated_vectors_raise_only_facility_error(data: bytes) -> None:
     survive(data)
+    try:
+        facility, errors = decode_each(data)
+    except FacilityError:
+        return
+    assert all(isinstance(e, FacilityError) and e.offset is not None for e in errors)
+    if facility.components:
+        encode_contents(facility)
 
 
 @FUZZ
 @given(data=st.binary(max_size=300))
 def test_random_bytes_raise_only_facility_error(data: bytes) -> None:
     survive(data)
-    for decoder in (decode_ie, decode_any):
+    for decoder in (decode_ie, decode_any, decode_each):
         try:
             decoder(data)
         except FacilityError as exc:
