@@ -392,8 +392,9 @@ class _Model:
 
     def hang_up_call(self) -> None:
         req = self.req
-        if req.call_id and req.ctrl is not None:
+        if req.call_id and req.ctrl is not None and req.call_id not in self.e._released:
             # the call stays indexed: its CallEnded still has to reach this request
+            self.e._released.add(req.call_id)
             self.e._emit(HangUp(req.ctrl, call_id=req.call_id))
 
     def restart_recall(self) -> None:
@@ -623,6 +624,7 @@ class CcbsEngine:
         self._dialled: dict[str, _Dial] = {}
         self._pending: dict[int, _Reply] = {}  # reply owed when the network answers
         self._adopting: set[int] = set()  # restarted in Requested: see _adopt
+        self._released: set[str] = set()  # calls we hung up, until their CallEnded
         self._recheck_started: dict[int, float] = {}
         self._heap: list[tuple[float, int, int, int]] = []
         self._seq = itertools.count()
@@ -1375,6 +1377,7 @@ class CcbsEngine:
     def _set_call(self, req: CcRequest, call_id: str) -> None:
         if req.call_id:
             self._unindex(self._by_call, req.call_id, req.id)
+            self._released.discard(req.call_id)
         req.call_id = call_id
         if call_id:
             self._by_call[call_id] = req.id
@@ -1553,6 +1556,7 @@ class CcbsEngine:
                 self._unindex(self._by_handle, (req.ctrl, req.handle), req.id)
         if req.call_id:
             self._unindex(self._by_call, req.call_id, req.id)
+            self._released.discard(req.call_id)
         if self._offers.get(req.caller) == req.id:
             del self._offers[req.caller]
         if req.a_port is not None:

@@ -299,7 +299,7 @@ REDIAL_RULES: Final[tuple[Rule, ...]] = (
     {"trigger": "call_connected", "source": "Connecting", "dest": COMPLETED,
      "after": "connected"},
     {"trigger": "a_missed", "source": "RecallA", "dest": "Waiting",
-     "conditions": "retries_left", "after": ["hang_up_call", "schedule_retry_probe"],
+     "conditions": "retries_left", "after": ["stop_ring", "schedule_retry_probe"],
      "why": "A did not answer: release B at once"},
     {"trigger": "a_missed", "source": "RecallA", "dest": FAILED,
      "after": ["hang_up_call", "recall_not_answered"]},

@@ -23,6 +23,7 @@ from ccbs_isdn.engine import (
     ConnectPorts,
     Dialled,
     DisconnectPort,
+    Extension,
     Notify,
     NotifyKind,
     PlayTone,
@@ -231,7 +232,6 @@ def test_every_limit_and_rule_refuses_with_a_reason(
 
 def test_default_limits_five_per_caller() -> None:
     extensions = [*Box().directory.extensions]
-    from ccbs_isdn.engine import Extension
     extensions += [Extension(str(n), port=f"p{n}") for n in range(30, 37)]
     box = Box(extensions)
     for n in range(30, 37):
