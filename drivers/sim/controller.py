@@ -842,11 +842,13 @@ class SimController:
                       calling=plci.calling, bearer=plci.bearer, facility=(contents,)))
 
     def _facility_resp(self, app: _App, msg: m.CapiMessage) -> None:
-        try:
-            param = m.decode_supp(S.RESP, msg.get_struct("parameter"))
-        except CapiMessageError as exc:
-            self._violation(app, f"FACILITY_RESP: {exc}")
-            param = None
+        raw = msg.get_struct("parameter")
+        param: m.SuppParam | None = None
+        if raw:  # chan_capi answers most FACILITY_INDs with an empty struct (capi.md §6.1)
+            try:
+                param = m.decode_supp(S.RESP, raw)
+            except CapiMessageError as exc:
+                self._violation(app, f"FACILITY_RESP: {exc}")
         poll = self._status_by_number.pop((id(app), msg.number), None)
         if poll is None:
             return
