@@ -60,6 +60,10 @@ class Facility:
     profile: int = PROFILE_ROSE
     header: bytes = b""
 
+    def to_json(self) -> dict[str, Any]:
+        """The ``ccbsctl facility`` JSON form (for logs and trace files)."""
+        return facility_to_json(self)
+
 
 def encode_contents(facility: Facility) -> bytes:
     """Profile octet onwards (what CAPI carries as the Facility IE contents)."""

@@ -4,7 +4,9 @@ This module owns the mapping ASN.1 type ↔ Python value (which tag, which ident
 dataclass field). It mirrors ``etsi_ccbs.asn`` line by line; the test
 ``tests/rose/test_schema_asn1tools.py`` compiles that file with asn1tools and checks that
 both agree on every value, so the .asn stays the source of truth while this hand-built
-tree is the fast path (asn1tools needs ~40 µs per IE, this codec a fraction of that).
+tree is the fast path: asn1tools needs ~30 µs to decode and re-encode one
+CCBSRemoteUserFree (before any dataclass is built), this codec ~7-9 µs per IE median
+including the dataclasses (bench/codec.py).
 
 Pure: no I/O, no clock.
 """

@@ -85,6 +85,7 @@ def test_any_valid_facility_round_trips_through_bytes_and_json(facility: Facilit
         for c in facility.components
     )
     assert facility_from_json(facility_to_json(decoded)) == decoded
+    assert decoded.to_json() == facility_to_json(decoded)
     assert decode_ie(encode_ie(decoded)) == decoded
 
 
