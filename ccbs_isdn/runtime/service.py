@@ -72,6 +72,8 @@ EVENT_BACKLOG = 1000
 #: per-subscriber queue; a follower that falls this far behind is cut off
 SUBSCRIBER_QUEUE = 1000
 STORE_FILE = "requests.db"
+#: while the store refuses writes, try again this often (seconds)
+STORE_RETRY = 5.0
 
 ROUTES = {Role.MONITOR: "isdn", Role.LOCAL: "local", Role.REDIAL: "redial"}
 
@@ -253,6 +255,7 @@ class CcbsService:
         self._tags = itertools.count(1)
         self._replies: dict[str, asyncio.Future[A.Action]] = {}
         self._trace_from_config = ""
+        self._store_retry: asyncio.Future[None] | None = None
         self._lines: dict[tuple[str, str], dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -306,8 +309,13 @@ class CcbsService:
         self.bus.close()
         await self.notifier.stop()
         self.tracer.stop()
+        if self._store_retry is not None:
+            self._store_retry.cancel()
         if self.store is not None:
             self._commit()
+            if self._unsaved:
+                log.error("request store still refuses writes at shutdown; the last "
+                          "changes are lost", extra=kv(steps=len(self._unsaved)))
             self.store.close()
             self.store = None
 
@@ -343,6 +351,8 @@ class CcbsService:
         """Feed one event to the engine, commit, act, re-arm. Returns the actions."""
         when = self.clock() if now is None else now
         started = time.perf_counter()
+        if not self._store_writable:
+            self._flush()  # the store may be back: then this event is judged normally
         actions = self.engine.handle(event, when)
         self._after_step(actions, when)
         self.metrics.handle_seconds.observe(time.perf_counter() - started)
@@ -374,26 +384,55 @@ class CcbsService:
         if changes:
             self._unsaved.append(changes)
             self._publish_history(changes)
-        if not self._unsaved:
-            return
+        self._flush()
+
+    def _flush(self) -> bool:
+        """Write every pending step, oldest first; False while the store refuses."""
+        if self.store is None:
+            return False
         try:
-            for pending in list(self._unsaved):
-                self.store.save(pending)
+            while self._unsaved:
+                self.store.save(self._unsaved[0])
                 self._unsaved.pop(0)
         except StoreError as exc:
             if self._store_writable:
-                self._store_writable = False
-                self.metrics.store_writable.set(0)
-                log.error("request store cannot write; refusing new requests",
-                          extra=kv(error=str(exc), unsaved=len(self._unsaved)))
-                self.engine.handle(E.StoreState(writable=False), self.clock())
-                self._publish_history(self.engine.take_changes())
-            return
+                self._store_failed(exc)
+            return False
         if not self._store_writable:
-            self._store_writable = True
-            self.metrics.store_writable.set(1)
-            log.info("request store writable again")
-            self.engine.handle(E.StoreState(writable=True), self.clock())
+            self._store_recovered()
+        return True
+
+    def _store_failed(self, exc: StoreError) -> None:
+        self._store_writable = False
+        self.metrics.store_writable.set(0)
+        log.error("request store cannot write; refusing new requests",
+                  extra=kv(error=str(exc), code=exc.code, unsaved=len(self._unsaved)))
+        self._tell_engine_store_state(False)
+        if self._store_retry is None or self._store_retry.done():
+            self._store_retry = asyncio.ensure_future(self._retry_store())
+
+    def _store_recovered(self) -> None:
+        self._store_writable = True
+        self.metrics.store_writable.set(1)
+        log.info("request store writable again")
+        self._tell_engine_store_state(True)
+        self._flush()
+
+    def _tell_engine_store_state(self, writable: bool) -> None:
+        now = self.clock()
+        actions = self.engine.handle(E.StoreState(writable=writable), now)
+        changes = self.engine.take_changes()
+        if changes:
+            self._unsaved.append(changes)
+            self._publish_history(changes)
+        for action in actions:
+            self._execute(action, now)
+
+    async def _retry_store(self) -> None:
+        # nothing else may write for a while (no new requests): try on our own
+        while not self._store_writable and self.store is not None:
+            await asyncio.sleep(STORE_RETRY)
+            self._flush()
 
     def _publish_history(self, changes: Any) -> None:
         records = {r.id: r for r in changes.requests}

@@ -43,16 +43,17 @@ def _printable(value: Any) -> str:
 
 
 def default_facility_decoder() -> FacilityDecoder | None:
-    """The ROSE codec's decoder of IE contents, when the codec is importable."""
+    """The ROSE codec's decoder of IE contents, rendered as the JSON document that
+    ``ccbsctl facility decode --json`` prints; None when the codec cannot be imported."""
     try:
-        from ccbs_isdn import rose
+        from ccbs_isdn.rose import decode_contents, facility_to_json
     except ImportError:
         return None
-    for name in ("decode_contents", "decode_facility_contents"):
-        decoder = getattr(rose, name, None)
-        if callable(decoder):
-            return decoder  # type: ignore[no-any-return]
-    return None
+
+    def decode(data: bytes) -> Any:
+        return facility_to_json(decode_contents(data))
+
+    return decode
 
 
 class Tracer:

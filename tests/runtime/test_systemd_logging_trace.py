@@ -101,13 +101,19 @@ def test_context_values_with_blanks_are_quoted_and_tracebacks_keep_the_priority(
 
 
 def test_setup_logging_writes_prefixed_lines_and_honours_the_level() -> None:
+    root = logging.getLogger("ccbs_isdn")
+    saved = (root.level, root.propagate, list(root.handlers))
     stream = io.StringIO()
-    setup_logging("warning", stream)
-    log = logging.getLogger("ccbs_isdn.test")
-    log.info("hidden")
-    log.warning("shown", extra=kv(port=2))
-    assert stream.getvalue() == "<4>shown logger=test port=2\n"
-    setup_logging("info", io.StringIO())
+    try:
+        setup_logging("warning", stream)
+        log = logging.getLogger("ccbs_isdn.test")
+        log.info("hidden")
+        log.warning("shown", extra=kv(port=2))
+        assert stream.getvalue() == "<4>shown logger=test port=2\n"
+    finally:  # leave the loggers as pytest's caplog expects them
+        root.setLevel(saved[0])
+        root.propagate = saved[1]
+        root.handlers[:] = saved[2]
 
 
 def test_trace_writes_hex_and_decoded_facility_and_at_lines(tmp_path: Path) -> None:
