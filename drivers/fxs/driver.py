@@ -267,9 +267,13 @@ class FxsDriver:
         """A raw command line (diagnostics, ``hwtests``); same rules as ``send``."""
         if text[:2].upper() != "AT" or "\r" in text or "\n" in text:
             raise BridgeError(f"not a single AT command line: {text!r}")
+        if timeout is None:
+            slow = text.upper().replace(" ", "") in ("ATZ", "ATZ0") or \
+                text.upper().startswith("AT%RESET")
+            timeout = self.config.slow_timeout if slow else self.config.command_timeout
         async with self._lock:
             self._check_ready()
-            return await self._exchange(text, timeout or self.config.command_timeout)
+            return await self._exchange(text, timeout)
 
     async def poll(self) -> HookSnapshot:
         """Poll the hook state now (e.g. right before a recall) and return it."""

@@ -224,6 +224,20 @@ async def test_bridge_reboot_resyncs_and_drops_what_was_in_flight(
     await driver.send(PlayTone(1, Tone.DIAL))
 
 
+async def test_atz_gets_the_slow_timeout_and_leads_to_a_resync(
+        sim: BridgeSim, make_driver: DriverFactory, inbox: Inbox) -> None:
+    drv = await make_driver(command_timeout=0.2, slow_timeout=2.0)
+    await inbox.wait(BridgeUp)
+    sim.response_delay = 0.5  # slower than a normal command may take
+    mark = inbox.mark()
+    await drv.at("ATZ")
+    sim.response_delay = 0.0
+    await inbox.wait(BridgeReady, since=mark)
+    assert drv.is_up
+    with pytest.raises(BridgeError, match="single AT command"):
+        await drv.at("AT\rATZ")
+
+
 async def test_reset_port_drops_ring_without_urc(sim: BridgeSim, driver: FxsDriver,
                                                  inbox: Inbox) -> None:
     await driver.send(Ring(3, timeout=0))
