@@ -242,6 +242,7 @@ class FxsDriver:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._first_attempt.set()  # a start() still waiting returns
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -326,6 +327,9 @@ class FxsDriver:
                     await self._session()
                 except LinkDown as exc:
                     reason = exc.message
+                except Exception as exc:  # a driver bug: log it, start a fresh session
+                    log.exception("fxs %s: session failed", self.name)
+                    reason = f"driver error: {exc!r}"
                 finally:
                     await self._close_transport()
                 if self._was_initialised:
