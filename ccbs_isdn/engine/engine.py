@@ -328,6 +328,14 @@ class _Model:
     def network_lost(self) -> None:
         self.req.reason = "network-lost"
 
+    def network_done(self) -> None:
+        self.req.reason = "recalled"
+
+    def await_reconcile(self) -> None:
+        """No interrogation answer within T-INTERROGATE: assume R is still held."""
+        t = self.e.policy.timers
+        self.e._arm(self.req, "reconcile_held", self.now + t.t_interrogate)
+
     def reconcile(self) -> None:
         req = self.req
         if req.ctrl is not None and not req.ptp:
@@ -1019,8 +1027,9 @@ class CcbsEngine:
         mine = [req for req in sorted(self._reqs.values(), key=lambda r: r.id)
                 if req.ctrl == event.ctrl and req.kind is kind and not req.ptp]
         for req in mine:
-            if req.reference is not None and req.reference not in held:
-                self._fire(req, "reconcile_lost", now, event, "network")
+            if req.reference is not None:
+                trigger = "reconcile_held" if req.reference in held else "reconcile_lost"
+                self._fire(req, trigger, now, event, "network")
         self._adopt(event, kind, held, mine, now)
 
     def _adopt(self, event: CcInterrogateResult, kind: CcKind, held: set[int],

@@ -240,6 +240,9 @@ class RequestStore:
                        for r in requests if r.ctrl is not None]
             if network:
                 self._conn.executemany(_UPSERT_NETWORK, network)
+            without = [(r.id,) for r in requests if r.ctrl is None]
+            if without:
+                self._conn.executemany("DELETE FROM network_ids WHERE request_id = ?", without)
             if changes.history:
                 self._conn.executemany(_INSERT_HISTORY, [
                     (h.request_id, h.at, h.event, h.old_state, h.new_state, h.actor, h.detail)
