@@ -140,6 +140,7 @@ class BridgeSim:
         fw_version: str = "1.0-sim",
         echo: bool = False,
         boot_ms: int = 100,
+        max_log: int = 100_000,
     ) -> None:
         if not 1 <= ports <= 999:
             raise ValueError("ports must be 1..999")
@@ -147,9 +148,13 @@ class BridgeSim:
         self.fw_version = fw_version
         self.boot_ms = boot_ms
         self._echo_default = echo
+        # observable logs, capped at ``max_log`` entries each (oldest dropped) so a
+        # long-running simulated box does not grow; indices stay absolute: see mark()
+        self.max_log = max_log
         self.commands: list[Command] = []
         self.sent: list[str] = []  # every line written, in order (URCs and responses)
         self.dropped: list[str] = []  # URCs eaten by drop_next_urc
+        self._commands_trimmed = 0
         self.ports: dict[int, SimPort] = {p: SimPort(p) for p in range(1, ports + 1)}
         self.response_delay = 0.0  # seconds before a command is answered
         self.boots = 0
@@ -342,8 +347,12 @@ class BridgeSim:
 
     # ============================================================== observation
 
+    def mark(self) -> int:
+        """Absolute index of the next command, for ``commands_since``/``wait_command``."""
+        return self._commands_trimmed + len(self.commands)
+
     def commands_since(self, index: int) -> list[str]:
-        return [c.text for c in self.commands[index:]]
+        return [c.text for c in self.commands[max(0, index - self._commands_trimmed):]]
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Wait until ``predicate()`` holds; re-checked on every change of the bridge."""
@@ -364,7 +373,7 @@ class BridgeSim:
         """The first command at index >= ``since`` that starts with ``prefix``."""
 
         def find() -> Command | None:
-            for cmd in self.commands[since:]:
+            for cmd in self.commands[max(0, since - self._commands_trimmed):]:
                 if cmd.text.startswith(prefix):
                     return cmd
             return None
@@ -455,7 +464,12 @@ class BridgeSim:
     def _line(self, text: str) -> None:
         if self._link is not None and self._link.is_open:
             self.sent.append(text)
+            self._trim(self.sent)
             self._link.write(b"\r\n" + text.encode("ascii", "replace") + b"\r\n")
+
+    def _trim(self, log_lines: list[str]) -> None:
+        if len(log_lines) > self.max_log:
+            del log_lines[: len(log_lines) - self.max_log * 9 // 10]
 
     def _urc(self, port: int | None, text: str, *, stamp: bool = True) -> None:
         if self.urc_mode == 0 and not text.startswith("%READY"):
@@ -463,6 +477,7 @@ class BridgeSim:
         if port is not None and self._drop.get(port):
             self._drop[port] -= 1
             self.dropped.append(text)
+            self._trim(self.dropped)
             return
         if stamp and self.ts:
             text = f"{text},@{self._ms(self._now)}"
@@ -751,6 +766,10 @@ class BridgeSim:
         if record:
             self.commands.append(Command(self._ms(self._now), text, code == 0,
                                          ERROR_NAMES.get(code) if code else None))
+            if len(self.commands) > self.max_log:
+                cut = len(self.commands) - self.max_log * 9 // 10
+                del self.commands[:cut]
+                self._commands_trimmed += cut
         block = [*info]
         if code:
             if self.cmee:
@@ -760,6 +779,7 @@ class BridgeSim:
             block.append("OK")
         held, self._held = self._held, []
         self.sent.extend(block)
+        self._trim(self.sent)
         # one write: nothing can come between the lines of a response block (§3.1)
         self._write(b"".join(b"\r\n" + line.encode() + b"\r\n" for line in block))
         for urc in held:

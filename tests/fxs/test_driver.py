@@ -211,7 +211,7 @@ async def test_bridge_reboot_resyncs_and_drops_what_was_in_flight(
     await inbox.wait(HookChanged, port=1, off_hook=True)
     await driver.send(Ring(2, timeout=0))
     await driver.send(Connect(1, 2))
-    n, mark = len(sim.commands), inbox.mark()
+    n, mark = sim.mark(), inbox.mark()
     sim.reboot()
     ready = await inbox.wait(BridgeReady, since=mark)
     assert ready.ports == 4
@@ -270,7 +270,7 @@ async def test_keepalive_and_three_misses_mean_down(sim: BridgeSim, make_driver:
                                                     inbox: Inbox) -> None:
     drv = await make_driver(keepalive=0.2, command_timeout=0.2, poll_idle=60.0)
     await inbox.wait(BridgeUp)
-    n = len(sim.commands)
+    n = sim.mark()
     await sim.wait_command("AT", since=n)  # an idle link is pinged
     mark = inbox.mark()
     sim.mute()
@@ -301,7 +301,7 @@ async def test_a_slow_answer_times_out_and_the_late_ok_is_ignored(
         await asyncio.wait_for(late_ok.wait(), 5)  # the driver has read the late OK
         assert drv.stats["stray_lines"] == 1
         sim.response_delay = 0.0
-        n = len(sim.commands)
+        n = sim.mark()
         await drv.send(RingStop(1))  # answered by its own OK, not the stray one
         assert sim.commands_since(n) == ["AT%RINGSTOP=1"]
         assert (await inbox.wait(RingEnded, port=1)).reason is RingEndReason.STOPPED

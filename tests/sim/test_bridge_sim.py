@@ -372,3 +372,20 @@ async def test_the_same_bridge_serves_socket_urls() -> None:
     assert [cmd.text for cmd in sim.commands] == ["AT%PORTS?"]
     writer.close()
     await sim.close()
+
+
+async def test_logs_are_capped_but_indices_stay_absolute(tmp_path: Path) -> None:
+    sim = BridgeSim(1, boot_ms=5, max_log=10)
+    await sim.open_pty(tmp_path / "cap0")
+    await sim.wait_for(lambda: bool(sim.sent))
+    reader, writer = await serial_asyncio_fast.open_serial_connection(url=sim.url)
+    c = Client(reader, writer)
+    for _ in range(25):
+        assert await c.cmd("AT") == ["OK"]
+    mark = sim.mark()
+    assert mark == 25 and len(sim.commands) <= 10 and len(sim.sent) <= 10
+    assert await c.cmd("AT%PORTS?") == ["%PORTS: 1,FXS", "OK"]
+    assert sim.commands_since(mark) == ["AT%PORTS?"]
+    assert (await sim.wait_command("AT%PORTS", since=mark)).ok
+    writer.close()
+    await sim.close()
