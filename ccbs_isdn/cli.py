@@ -52,7 +52,7 @@ class CtlError(click.ClickException):
     def __init__(self, message: str, *, exit_code: int = EX_FAILURE, code: str = "error",
                  hint: str = "", details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance
         self.code = code
         self.hint = hint
         self.details = details or {}
@@ -468,7 +468,8 @@ def _node(name: str) -> str:
 
 def _label(t: dict[str, Any]) -> str:
     guards = [*t.get("conditions", []), *("not " + u for u in t.get("unless", []))]
-    return t["trigger"] + (f" [{', '.join(guards)}]" if guards else "")
+    trigger: str = t["trigger"]
+    return trigger + (f" [{', '.join(guards)}]" if guards else "")
 
 
 def render_mermaid(tables: dict[str, dict[str, Any]]) -> str:

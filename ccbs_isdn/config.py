@@ -216,7 +216,6 @@ SCHEMA: dict[str, Key] = {
                               max=20),
         "redial_fallback": Key("bool", False,
                                "watch by redialling B when the network offers no CCBS"),
-        "ccnr": Key("bool", True, "offer completion on no reply too"),
         "callers": Key("tables", [], "per-caller rules", table=CALLER_POLICY),
     }),
     "notify": Key("section", None, "notifications (command, e-mail, webhook)", table={
@@ -422,7 +421,6 @@ class PolicyConfig:
     timezone: str
     recall_retries: int
     redial_fallback: bool
-    ccnr: bool
     callers: tuple[CallerPolicyConfig, ...]
 
     def for_caller(self, extension: str) -> CallerPolicyConfig:

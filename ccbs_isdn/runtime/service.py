@@ -127,6 +127,7 @@ def build_policy(config: Config) -> Policy:
         callers=callers,
         recall_retries=pol.recall_retries,
         redial_fallback=pol.redial_fallback,
+        recall_clip_name=config.fxs.recall_clip_name,
         tz=_timezone(pol.timezone),
         timers=timers,
     )
@@ -675,6 +676,7 @@ class FxsLine:
         self.ports = {p.port: p for p in fxs.ports}
         self.sim = sim
         self.url = url or fxs.device
+        self.recall_cadence = fxs.recall_cadence
         self.driver = driver_class(
             module.FxsConfig(
                 url=self.url, name=BRIDGE, baudrate=fxs.baudrate,
@@ -687,6 +689,7 @@ class FxsLine:
             trace=self._trace,
         )
         self._ring_keys: dict[int, str] = {}
+        self.calls: Any = None  # basic call control (runtime/callcontrol.py), if any
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._up = False
@@ -732,6 +735,8 @@ class FxsLine:
 
     # -- engine actions → bridge commands
     def execute(self, action: Any) -> None:
+        if self.calls is not None:
+            self.calls.observe(action)  # it must know who owns a port
         self._queue.put_nowait(action)
 
     async def _run(self) -> None:
@@ -751,7 +756,10 @@ class FxsLine:
         if isinstance(action, A.Ring):
             number = port_number(action.port)
             self._ring_keys[number] = action.key
-            command = C.Ring(number, int(action.cadence.value),
+            cadence = int(action.cadence.value)
+            if action.cadence is A.Cadence.RECALL:
+                cadence = self.recall_cadence  # the site's AT%CAD id for "Rückruf"
+            command = C.Ring(number, cadence,
                              max(1, int(action.timeout + 0.999)),
                              action.clip_number, C.clip_name_ascii(action.clip_name))
         elif isinstance(action, A.StopRing):
@@ -782,6 +790,8 @@ class FxsLine:
     def _indication(self, ind: Any) -> None:
         from ccbs_isdn.analog import contract as C
 
+        if self.calls is not None:
+            self.calls.on_analog(ind)  # first: it must know whose ring-trip this is
         deliver = self.service.deliver
         if isinstance(ind, C.HookChanged):
             deliver(E.PortState(port_id(ind.port), ind.off_hook,
@@ -850,6 +860,7 @@ class CapiLine:
         self.service = service
         self.sim = sim
         self.driver: Any = None
+        self.calls: Any = None  # basic call control (runtime/callcontrol.py), if any
         self._up: dict[int, tuple[bool, str]] = {
             c.ctrl: (False, "") for c in config.capi.controllers}
 
@@ -906,6 +917,8 @@ class CapiLine:
             self._up[ind.ctrl] = (False, ind.reason)
             self._report()
         self.service.deliver(ind)
+        if self.calls is not None:
+            self.calls.on_isdn(ind)
 
     def execute(self, command: Any) -> None:
         try:
@@ -978,7 +991,10 @@ class SimIsdn:
         from ccbs_isdn.drivers.sim.network.timers import NetworkTimers
         from ccbs_isdn.drivers.sim.rcapi import RcapiServer
 
-        exchange = SimExchange(NetworkTimers().scaled(self.config.sim.timer_scale))
+        # the network side runs the [timers] of the standard too (T-RETENTION, T-CCBS1..)
+        network = {f.name: getattr(self.config.timers, f.name) for f in fields(NetworkTimers)
+                   if hasattr(self.config.timers, f.name)}
+        exchange = SimExchange(NetworkTimers(**network).scaled(self.config.sim.timer_scale))
         specs = []
         for c in self.config.capi.controllers:
             access = f"ctrl{c.ctrl}"
@@ -1020,4 +1036,9 @@ def build_lines(config: Config, service: CcbsService) -> dict[str, Any]:
         sim = SimBridge(config) if config.sim.enabled else None
         url = str(sim.link) if sim is not None else None
         lines["fxs"] = FxsLine(config, service, url=url, sim=sim)
+    if "fxs" in lines:
+        from ccbs_isdn.runtime.callcontrol import CallControlLine
+
+        lines["calls"] = CallControlLine.for_service(config, service, lines["fxs"],
+                                                     lines.get("capi"))
     return lines
