@@ -345,10 +345,13 @@ class _Model:
 
     def recall_a(self) -> None:
         """§6 RemoteUserFree: alert the user — ring A (auto) or tell A (notify)."""
+        req, e = self.req, self.e
         if self.notify_mode():
-            self.e._notify(NotifyKind.RECALL, self.req, "B is free: call now")
+            e._notify(NotifyKind.RECALL, req, "B is free: call now")
         elif self.can_ring_a():
             self.ring_a()
+        elif req.a_port is not None and e.port_busy(req.a_port) is None:
+            e._emit(PollPorts((req.a_port,)))  # A's line unknown: ring once a poll says free
 
     def place_recall(self) -> None:
         req, e = self.req, self.e
@@ -1201,8 +1204,9 @@ class CcbsEngine:
         self._enlist(req)
         self._accepted(req, tag)
         self._notify(NotifyKind.ACTIVATED, req)
-        if self._port(b_port).busy is None:
-            self._emit(PollPorts((b_port,)))
+        unknown = tuple(p for p in (a_port, b_port) if self._port(p).busy is None)
+        if unknown:
+            self._emit(PollPorts(unknown))
         self._later(lambda: self._serve_b(b_port, now))
 
     def _new_redial(self, caller: str, target: str, kind: CcKind, ctrl: int | None, tag: str,

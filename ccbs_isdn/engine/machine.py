@@ -190,10 +190,10 @@ MONITOR_RULES: Final[tuple[Rule, ...]] = (
     {"trigger": "reconcile_lost", "source": ["Activated", "Suspended", "WaitCallback"],
      "dest": CANCELLED, "after": "network_lost",
      "why": "CCBSInterrogate after a restart: R no longer held"},
-    {"trigger": "reconcile_held", "source": "Callback", "dest": "Activated",
-     "after": "recall_call_failed",
-     "why": "R still held but our recall call died with the driver: wait for the next "
-            "RemoteUserFree"},
+    {"trigger": "reconcile_held", "source": "Callback", "dest": "WaitCallback",
+     "after": "restart_recall",
+     "why": "R still held but our recall call died with the driver: the network may still "
+            "wait for CCBSCall (T-CCBS3): re-check A and ring again (new key)"},
     {"trigger": "cancel", "source": _MON_ACTIVE, "dest": CANCELLED,
      "after": ["stop_ring", "send_deactivate"], "why": "§5.6/§6: CCBSDeactivate(R)"},
     {"trigger": "lifetime", "source": ["Activated", "Suspended", "WaitCallback"],
