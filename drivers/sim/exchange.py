@@ -1484,8 +1484,9 @@ class SimExchange:
     def _match_cct_call(
         self, access: Access, calling: str, called: str, bearer: bytes
     ) -> CcRecord | None:
-        """CCBS-T-Call is matched by A and B numbers and the BC/HLC/LLC bytes (§5.7);
-        the recall may come from any active state."""
+        """CCBS-T-Call is matched by A and B numbers and the BC/HLC/LLC bytes (§5.7).
+        The recall may come from any active state — but while B is held for another
+        request (one at a time), it is an ordinary call for this one."""
         for record in self._records.values():
             if (
                 record.ptp
@@ -1495,7 +1496,10 @@ class SimExchange:
                 and record.bearer == bearer
                 and record.state is not CcState.CALLBACK
             ):
-                return record
+                if record.state is CcState.WAIT_CALLBACK or not any(
+                    r.state in HOLDING_B for r in self._b_queues.get(called, ())
+                ):
+                    return record
         self._note(access.access_id, "CCBS-T-Call matches no request: an ordinary call")
         return None
 
