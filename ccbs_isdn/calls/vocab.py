@@ -170,10 +170,11 @@ class DetachCall(PortOutput):
 
 @dataclass(frozen=True, slots=True)
 class Loopback(CallOutput):
-    """Feed ``event`` back into call control after every output before it has been
-    executed (the engine's synchronous answer to a ``Dialled`` must be in first)."""
+    """Feed ``event`` (any call-control input) back into call control after every
+    output before it has been executed (the engine's synchronous answer to a
+    ``Dialled`` must be in first)."""
 
-    event: CallInput
+    event: object
 
 
 __all__ = [
