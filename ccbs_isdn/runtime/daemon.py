@@ -92,6 +92,7 @@ class Daemon:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.service: Any = None
         self.control: ControlServer | None = None
+        self.ready = False  # READY=1 sent: a reload may now say RELOADING/READY
 
     # --------------------------------------------------------------------- run
 
@@ -150,6 +151,7 @@ class Daemon:
             await self._shutdown()
             return self._fatal(exc, EX_SOFTWARE)
         self.systemd.ready(self.service.summary())
+        self.ready = True
         log.info("ccbsd ready", extra=kv(version=__version__, pid=os.getpid(),
                                          socket=cfg.daemon.socket,
                                          config=",".join(cfg.sources) or self.config_path))
@@ -208,6 +210,8 @@ class Daemon:
     async def reload(self, *, actor: str = "") -> dict[str, Any]:
         """Re-read the files and apply what can change in place. Raises ConfigError
         (the old configuration stays in force)."""
+        if not self.ready or self.stopping.is_set():
+            raise LocalError("ccbsd is starting or stopping; reload later", code="busy")
         async with self._reload_lock:
             self.systemd.reloading()
             try:

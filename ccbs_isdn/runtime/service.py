@@ -326,8 +326,10 @@ class CcbsService:
         return f"{active} active requests, {up}/{len(self._lines)} lines up"
 
     async def apply(self, config: Config) -> None:
-        """A reload: policy, limits, timers, directory, notify and trace in place."""
-        self.engine.reconfigure(directory=build_directory(config), policy=build_policy(config))
+        """A reload: policy, limits, timers, notify and trace in place. Lines and ports
+        (the directory) stay as they are: the drivers hold them, a restart changes them
+        (the daemon says so in the journal)."""
+        self.engine.reconfigure(policy=build_policy(config))
         self.notifier.apply(config.notify)
         if config.daemon.trace_file != self.config.daemon.trace_file:
             self._apply_trace(config.daemon.trace_file)
