@@ -138,6 +138,8 @@ NOBODY = 65534
 def test_socket_group_member_may_read_but_not_change() -> None:
     d = Ccbsd(socket_group="nogroup").start()
     try:
+        st = os.stat(d.socket)
+        assert (st.st_mode & 0o777, st.st_gid) == (0o660, NOBODY)  # group nogroup
         ok(d.ctl("request", "--from", "21", "--to", "22"))
         status = d.ctl_as(NOBODY, NOBODY, "status", json_output=True)
         assert status.code == 0, status.stderr
