@@ -668,6 +668,10 @@ class SimExchange:
             return
         facility: tuple[bytes, ...] = ()
         if cause == CAUSE_USER_BUSY:
+            if call.linkage is not None:
+                # offered for CCNR while alerting, then refused busy: the failure
+                # reason is now "busy", so the same linkage serves a CCBSRequest
+                call.linkage.kind = CcKind.CCBS
             facility = self._offer_cc(call, CcKind.CCBS, now)
         self._end_call(call, cause, now, a_facility=facility)
         if call.a_external is not None and call.auto_cc and call.recall is None:

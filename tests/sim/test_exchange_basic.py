@@ -249,3 +249,20 @@ def test_api_misuse_raises_but_wire_input_does_not(ex: SimExchange, clock: Clock
     assert "ignored CONNECT on the dummy call reference" in lines
     assert "marked from_network" in lines
     assert ex.calls() == []
+
+
+def test_busy_after_alerting_turns_the_ccnr_offer_into_ccbs(
+    ex: SimExchange, a: Terminal, b: Terminal
+) -> None:
+    cr = a.setup("4401", "3301")
+    setup = b.expect(MsgType.SETUP)
+    b.send(Q931(MsgType.ALERTING, setup.cr, False))
+    (retain,) = invokes(a.expect(MsgType.ALERTING, cr=cr), "CallInfoRetain")
+    b.disconnect(setup.cr or 0, cause=17)  # the user at B refuses: busy
+    disc = a.expect(MsgType.DISCONNECT, cr=cr)
+    assert disc.cause == 17 and disc.facility == ()  # the linkage is known already
+    (linkage,) = ex.linkages("isdn1")
+    assert (linkage.linkage_id, linkage.kind.value) == (
+        retain.argument.call_linkage_id,
+        "ccbs",
+    )
