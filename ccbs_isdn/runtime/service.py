@@ -257,6 +257,7 @@ class CcbsService:
         self._replies: dict[str, asyncio.Future[A.Action]] = {}
         self._trace_from_config = ""
         self._store_retry: asyncio.Future[None] | None = None
+        self._restore_actions: list[Any] = []
         self._lines: dict[tuple[str, str], dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -273,7 +274,10 @@ class CcbsService:
         records = self.store.load_active()
         now = self.clock()
         actions = self.engine.restore(records, now, last_id=self.store.last_id())
-        self._after_step(actions, now)
+        # persist now; the reconciliation (interrogate, hook polls) needs the drivers,
+        # so it is executed by start() once they run
+        self._commit()
+        self._restore_actions = list(actions)
         log.info("store opened", extra=kv(path=str(state_dir / STORE_FILE),
                                           restored=len(records)))
 
@@ -294,6 +298,8 @@ class CcbsService:
             elif isinstance(result, BaseException):
                 raise result
         self._refresh_lines()
+        actions, self._restore_actions = self._restore_actions, []
+        self._after_step(actions, self.clock())
 
     async def stop(self) -> None:
         self.scheduler.cancel()

@@ -115,6 +115,7 @@ def test_a_restart_keeps_the_requests_and_never_reuses_an_id(daemon: Ccbsd) -> N
     assert ok(daemon.ctl("request", "--from", "23", "--to", "21", json_output=True)
               ).json()["id"] == 3
     assert "restored=1" in daemon.log()
+    assert "no driver for action" not in daemon.log()  # reconciliation ran on the drivers
 
 
 def test_a_second_daemon_on_the_same_socket_exits_75(daemon: Ccbsd) -> None:
