@@ -232,6 +232,9 @@ def test_5_2_not_subscribed(ex: SimExchange, clock: Clock) -> None:
     answer = only(t.results())
     assert isinstance(answer, ReturnError) and answer.error.name == "notSubscribed"
     assert answer.error.value == 0  # General-Errors localValue 0
+    t.deactivate(1)
+    answer = only(t.results())
+    assert isinstance(answer, ReturnError) and answer.error.name == "notSubscribed"
 
 
 def test_5_2_retention_expiry_erases_the_linkage(
