@@ -67,14 +67,17 @@ def test_config_check_exits_78_naming_file_and_key(tmp_path: Path, text: str, ke
     assert expected in done.stderr
 
 
-def test_ccbsd_refuses_a_bad_config_with_78(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("text", "key", "expected"), BAD_CONFIGS,
+                         ids=[case[1] for case in BAD_CONFIGS])
+def test_ccbsd_refuses_every_bad_config_with_78(tmp_path: Path, text: str, key: str,
+                                                 expected: str) -> None:
     path = tmp_path / "ccbsd.toml"
-    path.write_text("[limits]\nper_caller = 0\n")
+    path.write_text(text)
     done = subprocess.run([*CCBSD, "--config", str(path)], cwd=REPO, capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 78
     assert done.stderr.startswith("<3>configuration error: ")
-    assert f"{path}: limits.per_caller" in done.stderr
+    assert f"{path}: {key}: " in done.stderr and expected in done.stderr
 
 
 def test_ccbsd_check_config_option(tmp_path: Path) -> None:
