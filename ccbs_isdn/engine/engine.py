@@ -553,9 +553,8 @@ class _Model:
         self.start_recheck()
 
     def restart_poll(self) -> None:
-        ports = self.e._ports_of(self.req)
-        if ports:
-            self.e._emit(PollPorts(ports))
+        # collected: restore() / a reconnect asks for one poll of all these ports
+        self.e._to_poll.update(self.e._ports_of(self.req))
 
     # ----------------------------------------------------------------- redial
 
@@ -631,6 +630,7 @@ class CcbsEngine:
         self._ctrls: dict[int, ControllerUp] = {}
         self._interrogations: dict[int, tuple[int, CcKind, float]] = {}
         self._to_interrogate: set[tuple[int, CcKind]] = set()
+        self._to_poll: set[str] = set()
         self._failed: dict[str, _FailedCall] = {}
         self._dialled: dict[str, _Dial] = {}
         self._pending: dict[int, _Reply] = {}  # reply owed when the network answers
@@ -775,9 +775,8 @@ class CcbsEngine:
                 self._fire(req, "restart", now, None, "restore")
         self._drain()
         self._start_interrogations(now)
-        ports = sorted({p for req in self._reqs.values() for p in self._ports_of(req)})
-        if ports:
-            self._emit(PollPorts(tuple(ports)))
+        self._to_poll.update(p for req in self._reqs.values() for p in self._ports_of(req))
+        self._flush_polls()
         return self._end()
 
     def reconfigure(self, directory: Directory | None = None,
@@ -976,6 +975,7 @@ class CcbsEngine:
                 self._fire(req, "reconnect", now, event, "network")
         self._drain()
         self._start_interrogations(now)
+        self._flush_polls()
 
     def _on_controller_down(self, event: ControllerDown, now: float) -> None:
         self._ctrls.pop(event.ctrl, None)
@@ -1243,6 +1243,11 @@ class CcbsEngine:
         self._history.append(HistoryEntry(req.id, now, event, "", req.state, actor))
         self._touch(req, now)
         return req
+
+    def _flush_polls(self) -> None:
+        if self._to_poll:
+            self._emit(PollPorts(tuple(sorted(self._to_poll))))
+            self._to_poll.clear()
 
     def _start_interrogations(self, now: float) -> None:
         for ctrl, kind in sorted(self._to_interrogate, key=lambda k: (k[0], k[1].value)):
