@@ -334,7 +334,7 @@ class SimExchange:
         call = self._new_call(number, to_msn, BEARER_SPEECH, now)
         call.a_external = number
         call.auto_cc = sub.ccbs if cc is None else cc
-        self._engage_a(call, now)
+        self._engage_a(call)
         self._note(None, f"{call.call_id}: {number} (external) calls {to_msn}")
         self._route(call, now)
         self._flush()
@@ -539,7 +539,7 @@ class SimExchange:
         call = self._new_call(calling, called, bearer, now)
         call.a_leg = leg
         leg.call = call
-        self._engage_a(call, now)
+        self._engage_a(call)
         self._send(aid, Q931(MsgType.CALL_PROCEEDING, cr, True))
         self._note(aid, f"{call.call_id}: {calling} calls {called}")
         if recall is not None:
@@ -571,7 +571,7 @@ class SimExchange:
             if not self._external_free(called):
                 self._b_failed(call, CAUSE_USER_BUSY, now)
                 return
-            self._engage_b(call, now)
+            self._engage_b(call)
             if sub.answers and sub.answer_delay == 0:
                 self._connected(call, now)
                 return
@@ -598,7 +598,7 @@ class SimExchange:
         leg = Leg(owner, cr, user_opened=False, call=call)
         self._legs[(owner, False, cr)] = leg
         call.b_leg = leg
-        self._engage_b(call, now)
+        self._engage_b(call)
         self._send(
             owner,
             Q931(MsgType.SETUP, cr, True, called=called, calling=call.calling, bearer=call.bearer),
@@ -621,6 +621,14 @@ class SimExchange:
         self._leg_gone(leg, now)
         if leg.call is not None:
             self._b_failed(leg.call, CAUSE_NO_USER_RESPONDING, now)
+
+    def _t310(self, leg: Leg, now: float) -> None:
+        leg.timer = None
+        call = leg.call
+        if call is None or call.phase is not CallPhase.ROUTING:
+            return
+        self._note(leg.access_id, f"T310 expired on cr {leg.cr:#04x}")
+        self._b_failed(call, CAUSE_RECOVERY_ON_TIMER_EXPIRY, now)
 
     def _ext_answer(self, call: Call, now: float) -> None:
         call.t_answer = None
@@ -706,11 +714,11 @@ class SimExchange:
             call.b_engaged = False
             self._disengage(call.called, now)
 
-    def _engage_a(self, call: Call, now: float) -> None:
+    def _engage_a(self, call: Call) -> None:
         call.a_engaged = True
         self._engage(call.calling)
 
-    def _engage_b(self, call: Call, now: float) -> None:
+    def _engage_b(self, call: Call) -> None:
         call.b_engaged = True
         self._engage(call.called)
 
@@ -740,8 +748,9 @@ class SimExchange:
     def _on_call_proceeding(self, leg: Leg, msg: Q931, now: float) -> None:
         call = leg.call
         if call is not None and leg is call.b_leg and leg.state is LegState.ACTIVE:
-            _cancel(leg.timer)  # T303 stops (T310 is not modelled)
-            leg.timer = None
+            # T303 stops; T310 bounds the wait for ALERTING or CONNECT
+            _cancel(leg.timer)
+            leg.timer = self._start(self.timers.t310, "T310", now, partial(self._t310, leg))
 
     def _on_connect(self, leg: Leg, msg: Q931, now: float) -> None:
         call = leg.call
@@ -1557,7 +1566,7 @@ class SimExchange:
         call.a_external = record.a_number
         call.recall = record
         record.recall_call = call
-        self._engage_a(call, now)
+        self._engage_a(call)
         self._note(
             None, f"{call.call_id}: recall {record.a_number} (external) -> {record.b_number}"
         )

@@ -266,3 +266,16 @@ def test_busy_after_alerting_turns_the_ccnr_offer_into_ccbs(
         retain.argument.call_linkage_id,
         "ccbs",
     )
+
+
+def test_called_access_proceeding_but_silent_runs_into_t310(
+    ex: SimExchange, a: Terminal, b: Terminal, clock: Clock
+) -> None:
+    cr = a.setup("4401", "3301")
+    setup = b.expect(MsgType.SETUP)
+    b.send(Q931(MsgType.CALL_PROCEEDING, setup.cr, False))
+    clock.advance(ex.timers.t303 + 1)
+    assert not any(m.type is MsgType.DISCONNECT for m in a.inbox)  # T303 stopped
+    clock.advance(ex.timers.t310)
+    assert a.expect(MsgType.DISCONNECT, cr=cr).cause == 102
+    assert b.expect(MsgType.DISCONNECT, cr=setup.cr).cause == 102

@@ -34,8 +34,9 @@ class NetworkTimers:
 
     Q.931 call control (ETS 300 102-1 §9.1 names): ``t301`` (alerting, no answer → the
     network clears with cause #19; it is also what makes CCNR meaningful), ``t303``
-    (SETUP to an access unanswered → cause #18 toward the caller), ``t305`` (DISCONNECT
-    sent, no RELEASE), ``t308`` (RELEASE sent, no RELEASE COMPLETE).
+    (SETUP to an access unanswered → cause #18 toward the caller), ``t310`` (CALL
+    PROCEEDING from the called access but neither ALERTING nor CONNECT → cause #102),
+    ``t305`` (DISCONNECT sent, no RELEASE), ``t308`` (RELEASE sent, no RELEASE COMPLETE).
 
     Simulator policy, not a standard timer: ``t_destination_poll`` — how often the
     network asks one of our MSNs (with StatusRequest) whether it became free while CC
@@ -52,6 +53,7 @@ class NetworkTimers:
     t_status: float = 4.0
     t301: float = 180.0
     t303: float = 4.0
+    t310: float = 10.0
     t305: float = 30.0
     t308: float = 4.0
     t_destination_poll: float = 10.0
