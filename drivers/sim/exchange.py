@@ -66,6 +66,7 @@ from ccbs_isdn.rose import types as rt
 
 from .network import rose_adapter as rose
 from .network.model import (
+    CC_TRANSITIONS,
     HOLDING_B,
     Access,
     Call,
@@ -1279,7 +1280,7 @@ class SimExchange:
                     and record.state is CcState.SUSPENDED
                 ):
                     self._note(None, f"external A {number} free again: request resumed")
-                    record.state = CcState.ACTIVATED
+                    self._set_state(record, CcState.ACTIVATED)
                     self._b_check(record.b_number, now)
             self._b_check(number, now)
             return
@@ -1311,12 +1312,12 @@ class SimExchange:
                 self._external_recall(record, now)
             else:
                 self._note(None, f"B {record.b_number} free, external A {record.a_number} busy")
-                record.state = CcState.SUSPENDED
+                self._set_state(record, CcState.SUSPENDED)
             return
         access = self._accesses[record.a_access]
         if record.ptp:
             assert record.conn is not None
-            record.state = CcState.WAIT_CALLBACK
+            self._set_state(record, CcState.WAIT_CALLBACK)
             ie = rose.cct_invoke(self._invoke_id(access), "CCBS-T-RemoteUserFree")
             self._send(
                 access.access_id, Q931(MsgType.FACILITY, record.conn.cr, True, facility=(ie,))
@@ -1329,7 +1330,7 @@ class SimExchange:
             # "If N already knows A's state it skips the poll" (etsi-ccbs.md §5.3)
             self._remote_user_free(record, now)
             return
-        record.state = CcState.B_AVAILABLE
+        self._set_state(record, CcState.B_AVAILABLE)
         self._poll_a(record, now)
 
     # ============================================ A side: status polling (T-CCBS1)
@@ -1382,7 +1383,7 @@ class SimExchange:
         if record.state is CcState.SUSPENDED:
             # A is free again: monitoring of B resumes (etsi-ccbs.md §5.4)
             self._note(record.a_access, f"reference {record.reference}: A free, resumed")
-            record.state = CcState.ACTIVATED
+            self._set_state(record, CcState.ACTIVATED)
             record.a_known_free = True
             self._b_check(record.b_number, now)
             record.a_known_free = False
@@ -1390,7 +1391,7 @@ class SimExchange:
             if self._b_free(record.b_number):
                 self._remote_user_free(record, now)
             else:
-                record.state = CcState.ACTIVATED  # B got busy again meanwhile
+                self._set_state(record, CcState.ACTIVATED)  # B got busy again meanwhile
 
     def _t_ccbs1(self, record: CcRecord, now: float) -> None:
         record.t_ccbs1 = None
@@ -1414,7 +1415,7 @@ class SimExchange:
             # B is free but A is busy: CCBSBFree, the request is suspended (§5.4)
             assert record.a_access is not None and record.reference is not None
             access = self._accesses[record.a_access]
-            record.state = CcState.SUSPENDED
+            self._set_state(record, CcState.SUSPENDED)
             ie = rose.ccbs_b_free(
                 self._invoke_id(access),
                 record.recall_mode,
@@ -1430,7 +1431,7 @@ class SimExchange:
     def _remote_user_free(self, record: CcRecord, now: float) -> None:
         assert record.a_access is not None and record.reference is not None
         access = self._accesses[record.a_access]
-        record.state = CcState.WAIT_CALLBACK
+        self._set_state(record, CcState.WAIT_CALLBACK)
         ie = rose.ccbs_remote_user_free(
             self._invoke_id(access),
             record.recall_mode,
@@ -1520,7 +1521,7 @@ class SimExchange:
         _cancel(record.t_ccbs3)
         record.t_ccbs3 = None
         self._close_status_invoke(record, now)
-        record.state = CcState.CALLBACK
+        self._set_state(record, CcState.CALLBACK)
         record.silences = 0
         record.recall_call = call
         call.recall = record
@@ -1550,7 +1551,7 @@ class SimExchange:
         if cause == CAUSE_USER_BUSY and self.retention and (record.retention or not record.ptp):
             # retention: the request stays queued and waits for B again
             self._note(record.a_access, f"recall found B busy: request {record.key} retained")
-            record.state = CcState.ACTIVATED
+            self._set_state(record, CcState.ACTIVATED)
             record.b_was_busy = True
             return
         why = f"recall failed (cause #{cause})"
@@ -1561,7 +1562,7 @@ class SimExchange:
 
     def _external_recall(self, record: CcRecord, now: float) -> None:
         """Served user A is external: its network places the recall on A's behalf."""
-        record.state = CcState.CALLBACK
+        self._set_state(record, CcState.CALLBACK)
         call = self._new_call(record.a_number, record.b_number, record.bearer, now)
         call.a_external = record.a_number
         call.recall = record
@@ -1597,6 +1598,14 @@ class SimExchange:
         )
         self._note(None, f"external {kind.value} request {call.calling} -> {call.called}")
         self._activate(record, now)
+
+    def _set_state(self, record: CcRecord, state: CcState) -> None:
+        """The one place a request changes state; checked against CC_TRANSITIONS."""
+        if state not in CC_TRANSITIONS[record.state]:
+            raise AssertionError(f"request {record.key}: {record.state.value} -> {state.value}")
+        name = f"reference {record.reference}" if record.reference is not None else "request"
+        self._note(record.a_access, f"{name} {record.state.value} -> {state.value}")
+        record.state = state
 
     # ========================================================= ending a request
 
@@ -1781,13 +1790,13 @@ class SimExchange:
                 held_b = record.state is CcState.WAIT_CALLBACK
                 _cancel(record.t_ccbs3)
                 record.t_ccbs3 = None
-                record.state = CcState.SUSPENDED
+                self._set_state(record, CcState.SUSPENDED)
                 if held_b:
                     self._b_check(record.b_number, now)
             elif comp.operation == "CCBS-T-Resume":
                 self._note(aid, f"CCBS-T-Resume: {record.a_number} -> {record.b_number}")
                 if record.state is CcState.SUSPENDED:
-                    record.state = CcState.ACTIVATED
+                    self._set_state(record, CcState.ACTIVATED)
                     self._b_check(record.b_number, now)
             else:
                 self._reject(aid, leg.cr, comp.invoke_id, _UNRECOGNIZED_OPERATION)

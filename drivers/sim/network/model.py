@@ -156,6 +156,24 @@ class CcState(enum.Enum):
 #: States in which a request holds B (the B side serves one request at a time).
 HOLDING_B = frozenset({CcState.B_AVAILABLE, CcState.WAIT_CALLBACK, CcState.CALLBACK})
 
+_S = CcState
+#: Every state change the network side may make (libpri PTMP agent, etsi-ccbs.md §6,
+#: plus CCBS-T §5.7 and external served users). Ending a request is allowed from any
+#: state and is not a transition. The exchange checks each change against this table.
+CC_TRANSITIONS: dict[CcState, frozenset[CcState]] = {
+    # B free: ask A (PTMP), tell A (CCBS-T, or A known free), recall for an external
+    # A or hold an external A that is busy; a CCBS-T recall may come from any state
+    _S.ACTIVATED: frozenset({_S.B_AVAILABLE, _S.WAIT_CALLBACK, _S.SUSPENDED, _S.CALLBACK}),
+    # A free → RemoteUserFree; only busy answers → BFree; B busy again → back
+    _S.B_AVAILABLE: frozenset({_S.WAIT_CALLBACK, _S.SUSPENDED, _S.ACTIVATED}),
+    # A free again (status answer, CCBS-T-Resume, external A idle); CCBS-T recall
+    _S.SUSPENDED: frozenset({_S.ACTIVATED, _S.CALLBACK}),
+    # CCBSCall / CCBS-T-Call accepted; CCBS-T-Suspend while the recall is awaited
+    _S.WAIT_CALLBACK: frozenset({_S.CALLBACK, _S.SUSPENDED}),
+    # the recall met busy and the request is retained
+    _S.CALLBACK: frozenset({_S.ACTIVATED}),
+}
+
 
 @dataclass(eq=False)
 class CcRecord:
