@@ -25,6 +25,7 @@ def test_drivers_are_installed_as_subpackage() -> None:
 
 def test_unknown_driver_is_a_typed_error() -> None:
     from ccbs_isdn.drivers import load_driver
+
     from ccbs_isdn.errors import DriverNotAvailable
 
     with pytest.raises(DriverNotAvailable, match="unknown driver 'nope'"):

@@ -14,8 +14,8 @@ header), one entry per IE, exactly as ``ccbs_isdn.rose`` frames them.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 class MsgType(enum.IntEnum):
