@@ -40,6 +40,18 @@ two ends' references apart; the seam in ``q931.py`` has none):
 * answers to a user's call-independent invoke come back on the call reference it used
   (the dummy one for FACILITY, §2.5); an invoke in a REGISTER is answered in the
   RELEASE COMPLETE that closes it (CCBS-T-Request: in a FACILITY, connection kept).
+
+Example (fake clock; ``inbox`` collects what the network sends)::
+
+    ex = SimExchange(NetworkTimers().scaled(0.01))
+    ex.add_access("isdn1", ["3301"])
+    ex.add_subscriber("0303333", busy=True)
+    ex.attach("isdn1", inbox.append)
+    ex.from_user("isdn1", Q931(MsgType.SETUP, 1, False, "0303333", "3301",
+                               BEARER_SPEECH), now)
+    # inbox: CALL PROCEEDING, DISCONNECT #17 {CallInfoRetain(callLinkageID 1)}
+    ex.set_busy("0303333", False, now + 5)   # ... after CCBSRequest: CCBSStatusRequest
+    print("\n".join(ex.log_lines()))       # the readable trace, both directions
 """
 
 from __future__ import annotations
