@@ -250,6 +250,12 @@ class _Model:
             assert req.handle is not None and event.reference is not None
             e._unindex(e._by_handle, (req.ctrl, req.handle), req.id)
             req.reference = event.reference & 0x7F  # 7-bit, as libpri masks it
+            stale = e._by_ref.get((req.ctrl, req.reference))
+            if stale is not None and stale != req.id:
+                # the network handed out R again: it no longer holds our older request
+                old = e._reqs[stale]
+                e._later(lambda: e._fire_if_active(old, "reconcile_lost", self.now, None,
+                                                   "network", "reference reused"))
             e._by_ref[(req.ctrl, req.reference)] = req.id
         first = req.expires_at is None  # not a CC-T request renewed after a restart
         e._set_expiry(req, self.now + e.policy.supervision(req.kind, req.ptp))

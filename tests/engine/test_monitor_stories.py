@@ -513,3 +513,11 @@ def test_destination_status_request_answered_from_port_state(
         box.lift("p22")
     out = box.send(DestinationStatusRequest(1, token=3, msn=msn, bearer=bearer))
     assert out == [DestinationStatusAnswer(1, token=3, status=status)]
+
+
+def test_a_reference_handed_out_again_ends_the_older_request(box: Box) -> None:
+    activated(box, reference=1)
+    activated(box, reference=1, caller="22", call_id="c2", calling="5551022")
+    assert box.state(1) == "Cancelled" and box.record(1).reason == "network-lost"
+    box.send(CcRemoteUserFree(1, reference=1))
+    assert box.state(2) == "WaitCallback"
