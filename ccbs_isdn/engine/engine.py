@@ -126,6 +126,17 @@ _FAILED_CALL_KIND = {
     CAUSE_NO_ANSWER: CcKind.CCNR,
 }
 
+#: ISDN indication -> rulebook trigger (CCBSErase: by reason, machine.ERASE_TRIGGERS).
+_NETWORK_TRIGGERS: dict[type, str] = {
+    CcRemoteUserFree: "remote_user_free",
+    CcBFree: "bfree",
+    CcStopAlerting: "stop_alerting",
+    CcTRemoteUserFree: "remote_user_free",
+    CcTConnectionCleared: "conn_cleared",
+    CallAlerting: "call_alerting",
+    CallConnected: "call_connected",
+}
+
 #: CCBSCall errors in the clearing of a recall that end the request (§5.3).
 _RECALL_REFUSALS = frozenset({"invalidCCBSReference", "alreadyAccepted"})
 
@@ -1079,14 +1090,10 @@ class CcbsEngine:
         rid = self._by_ref.get((event.ctrl, event.reference & 0x7F))
         if rid is None:
             return  # broadcast for a reference we do not hold: ignore silently (§6)
-        if isinstance(event, CcRemoteUserFree):
-            trigger = "remote_user_free"
-        elif isinstance(event, CcBFree):
-            trigger = "bfree"
-        elif isinstance(event, CcStopAlerting):
-            trigger = "stop_alerting"
-        else:
+        if isinstance(event, CcErase):
             trigger = rules.ERASE_TRIGGERS[event.reason]
+        else:
+            trigger = _NETWORK_TRIGGERS[type(event)]
         self._fire(self._reqs[rid], trigger, now, event, "network")
 
     def _on_by_handle(self, event: CcTRemoteUserFree | CcTConnectionCleared,
@@ -1094,14 +1101,12 @@ class CcbsEngine:
         rid = self._by_handle.get((event.ctrl, event.handle))
         if rid is None:
             return
-        trigger = "remote_user_free" if isinstance(event, CcTRemoteUserFree) else "conn_cleared"
-        self._fire(self._reqs[rid], trigger, now, event, "network")
+        self._fire(self._reqs[rid], _NETWORK_TRIGGERS[type(event)], now, event, "network")
 
     def _on_call(self, event: CallAlerting | CallConnected, now: float) -> None:
         rid = self._by_call.get(event.call_id)
         if rid is not None:
-            trigger = "call_alerting" if isinstance(event, CallAlerting) else "call_connected"
-            self._fire(self._reqs[rid], trigger, now, event, "network")
+            self._fire(self._reqs[rid], _NETWORK_TRIGGERS[type(event)], now, event, "network")
 
     def _on_call_ended(self, event: CallEnded, now: float) -> None:
         dial = self._dialled.pop(event.call_id, None)
