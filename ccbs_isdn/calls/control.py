@@ -259,7 +259,7 @@ class CallControl:
         elif isinstance(event, PortsLost):
             self._ports_lost(event.ports)
         elif isinstance(event, PortsReset):
-            self._ports_reset(event.ports, frozenset(event.off_hook))
+            self._ports_reset(event)
         elif isinstance(event, (A.RequestAccepted, A.RequestRefused, A.CancelDone,
                                 A.StatusReply)):
             self._reply(event)
@@ -802,10 +802,13 @@ class CallControl:
         finally:
             self._losing = frozenset()
 
-    def _ports_reset(self, ports: tuple[str, ...], off_hook: frozenset[str]) -> None:
-        """Rings, tones and cross-connects are gone (FXB/1 §3.7.2): every call of these
-        ports ends; an off-hook handset gets nothing until it is put down."""
-        for port in ports:
+    def _ports_reset(self, event: PortsReset) -> None:
+        """Rings and tones are gone (FXB/1 §3.7.2): every call of these ports ends; an
+        off-hook handset gets nothing until it is put down, except two handsets the
+        bridge still connects (our predecessor's call): they talk on. A ring of our
+        predecessor is stopped: nobody would answer for it."""
+        off_hook = frozenset(event.off_hook)
+        for port in event.ports:
             line = self._lines.get(port)
             if line is None:
                 continue
@@ -813,6 +816,17 @@ class CallControl:
             self._idle(line)
             line.off_hook = port in off_hook
             line.state = S.PARKED if line.off_hook else S.IDLE
+            if port in event.ringing and not line.off_hook:
+                self._emit(StopRinging(port))
+        for a_port, b_port in event.links:
+            a, b = self._lines.get(a_port), self._lines.get(b_port)
+            if a is None or b is None or not (a.off_hook and b.off_hook):
+                continue
+            call = Call(self._new_call_id(), CallKind.LOCAL, a_port, b_port, b.station.ext,
+                        placed=True, connected=True)
+            self._calls[call.call_id] = call
+            a.call = b.call = call
+            a.state = b.state = S.TALKING
 
     # ---------------------------------------------------------------- helpers
 

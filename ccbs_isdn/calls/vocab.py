@@ -84,12 +84,18 @@ class PortsLost(CallInput):
 
 @dataclass(frozen=True, slots=True)
 class PortsReset(CallInput):
-    """The bridge is (back) up and initialised, or rebooted (``%READY``): every ring,
-    tone and cross-connect of these ports is gone (FXB/1 §3.7.2). ``off_hook`` lists
-    the ports whose handset is off the hook now."""
+    """The bridge is (back) up and initialised, or rebooted (``%READY``): every ring
+    and tone of these ports is gone (FXB/1 §3.7.2) and our calls with them.
+    ``off_hook`` lists the ports whose handset is off the hook now. After a restart
+    of the daemon (not of the bridge) the bridge may still hold work of the previous
+    daemon (``AT%STATE?``): ``links``, cross-connects that are ours to tear down when
+    someone hangs up, and ``ringing``, rings nobody owns any more — they are
+    stopped, so that a recall the engine restarts is never rung twice at once."""
 
     ports: tuple[str, ...]
     off_hook: tuple[str, ...] = ()
+    links: tuple[tuple[str, str], ...] = ()
+    ringing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

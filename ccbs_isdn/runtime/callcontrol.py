@@ -394,16 +394,30 @@ class CallControlLine:
             return PortsLost(self._ports())
         if isinstance(ind, (C.BridgeUp, C.BridgeReady)):
             driver = getattr(self.fxs, "driver", None)
-            off = tuple(p for p in self._ports()
-                        if driver is not None and self._hook(driver, p))
-            return PortsReset(self._ports(), off)
+            off: list[str] = []
+            links: list[tuple[str, str]] = []
+            ringing: list[str] = []
+            for port in self._ports():
+                status = self._status(driver, port)
+                if status is None:
+                    continue
+                if status.off_hook:
+                    off.append(port)
+                if status.peer > status.port:
+                    links.append((port, self._port_id(status.peer)))
+                if status.activity is C.Activity.RINGING:  # AT%STATE?: not our ring
+                    ringing.append(port)
+            return PortsReset(self._ports(), tuple(off), tuple(links), tuple(ringing))
         return None
 
-    def _hook(self, driver: Any, port: str) -> bool:
+    def _status(self, driver: Any, port: str) -> C.PortStatus | None:
+        if driver is None:
+            return None
         try:
-            return bool(driver.hook(self._port_number(port)))
+            status: C.PortStatus = driver.port_status(self._port_number(port))
         except (KeyError, IndexError, ValueError):
-            return False
+            return None
+        return status
 
     def _assert_in_use(self) -> None:
         for port in self._ports():

@@ -492,6 +492,19 @@ def test_a_lost_bridge_ends_calls_and_a_reset_gives_fresh_lines(phones: Phones) 
     assert phones.lift(P1) == [SetTone(P1, Tone.DIAL)]
 
 
+def test_a_connection_left_by_a_previous_daemon_is_torn_down_on_hang_up(
+        phones: Phones) -> None:
+    phones.feed(PortsReset(PLAN.ports(), off_hook=(P1, P2), links=((P1, P2),)))
+    assert phones.state(P1) is phones.state(P2) is LineState.TALKING
+    assert phones.hang_up(P2) == [UnlinkPort(P2), SetTone(P1, Tone.BUSY)]
+
+
+def test_a_ring_left_by_a_previous_daemon_is_stopped(phones: Phones) -> None:
+    out = phones.feed(PortsReset(PLAN.ports(), ringing=(P2,)))
+    assert out == [StopRinging(P2)]
+    assert phones.state(P2) is LineState.IDLE
+
+
 def test_a_lost_callee_is_not_reported_free_by_call_control(phones: Phones) -> None:
     phones.lift(P1)
     phones.dial(P1, "22")
