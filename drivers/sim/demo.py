@@ -28,7 +28,7 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -439,3 +439,267 @@ def _find(status: dict[str, Any], caller: str, target: str) -> dict[str, Any] | 
 
 
 __all__ = ["CCBSCTL", "CCBSD", "Ccbsd", "ControlRefused", "DaemonGone", "Stage"]
+
+
+# =============================================================== make demo
+
+DEMO_STATIONS = (
+    StationSpec(1, "21", "5551", 1, "Anna"),
+    StationSpec(2, "22", "5552", 1, "Bert"),
+    StationSpec(3, "23", "5553", 1, "Cleo"),
+    StationSpec(4, "24", "5554", 1, "Dirk"),
+)
+EXTERNAL = "301234"
+#: product defaults, shortened where a person would wait (guard 2 s -> 1 s)
+DEMO_TIMERS = {"guard": 1.0, "recheck": 1.5, "a_answer": 15.0, "b_answer": 15.0,
+               "recall_retry": 5.0}
+DEMO_HOOK = (20, 70, 310)  # the DE-strict profile (analog-bridge.md §4.2)
+
+#: bridge commands and exchange messages worth showing a person
+_SHOW_BRIDGE = ("AT%RING", "AT%RINGSTOP", "AT%CONN", "AT%DISC", "AT%TONE")
+_SHOW_EXCHANGE = ("SETUP", "DISCONNECT", "N->U CONNECT cr", "FACILITY", "REGISTER")
+_HIDE_EXCHANGE = ("CONNECT_ACK",)
+
+
+def demo_box_config() -> BoxConfig:
+    from .box import BoxController, BoxSubscriber
+    from .network.timers import NetworkTimers
+
+    return BoxConfig(
+        controllers=(BoxController(1, ("5551", "5552", "5553", "5554")),),
+        subscribers=(BoxSubscriber(EXTERNAL, busy=True),),
+        timers=NetworkTimers(t_ccbs1=1.0),
+    )
+
+
+class Demo:
+    """Plays the stories on one stage and keeps score."""
+
+    def __init__(self, stage: Stage, out: Callable[[str], None] = print) -> None:
+        self.stage = stage
+        self.out = out
+        self.results: list[tuple[str, bool, float, str]] = []
+        self._t0 = 0.0
+        self._shown = 0
+
+    # -- printing
+    def say(self, text: str) -> None:
+        self.out(text)
+
+    def timeline(self) -> None:
+        """The box's timeline since the last call, filtered for a person."""
+        entries = self.stage.box.timeline[self._shown:]
+        self._shown = len(self.stage.box.timeline)
+        for e in entries:
+            text = e.text
+            if e.source == "bridge":
+                if not text.startswith(_SHOW_BRIDGE) or text.startswith("AT%TONE=") and \
+                        ",OFF " in text:
+                    continue
+                who, text = "ccbsd -> bridge", text.replace(" -> OK", "")
+            elif e.source == "exchange":
+                if not any(k in text for k in _SHOW_EXCHANGE) or \
+                        any(k in text for k in _HIDE_EXCHANGE):
+                    continue
+                who = "exchange"
+            else:
+                who = e.source
+            self.out(f"  {e.t - self._t0:+8.2f}s  {who:<15} {text}")
+
+    async def show_status(self, why: str) -> None:
+        code, text, err = await self.stage.ccbsd.ctl("status")
+        self.timeline()
+        self.out(f"  ---- ccbsctl status ({why}) ----")
+        for line in (text or err).rstrip().splitlines():
+            self.out(f"  | {line}")
+
+    # -- running
+    async def run(self, name: str, story: Callable[[], Awaitable[None]]) -> None:
+        loop = asyncio.get_running_loop()
+        if not self._t0:
+            self._t0 = loop.time()
+        self.say(f"\n=== {name}")
+        self._shown = len(self.stage.box.timeline)
+        started = loop.time()
+        try:
+            await story()
+            ok, detail = True, ""
+        except Exception as exc:  # a failed story is reported, the demo goes on
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        self.timeline()
+        took = loop.time() - started
+        self.results.append((name, ok, took, detail))
+        self.say(f"=== {name}: {'as expected' if ok else 'FAILED ' + detail[:2000]}"
+                 f" ({took:.1f} s)")
+
+    def summary(self) -> bool:
+        self.say("\n=== summary")
+        for name, ok, took, _ in self.results:
+            self.say(f"  {'ok    ' if ok else 'FAILED'}  {took:5.1f} s  {name}")
+        return all(ok for _, ok, _, _ in self.results)
+
+
+def _state_of(record: dict[str, Any]) -> str:
+    return str(record["state"])
+
+
+async def story_local_busy(demo: Demo) -> None:
+    """Anna calls Bert, who is on the phone: R *37#, confirm tone; when Bert hangs up
+    Anna's phone rings (recall cadence, Bert's number), she lifts, Bert rings."""
+    stage, box = demo.stage, demo.stage.box
+    anna, bert = box.phone(1), box.phone(2)
+    await stage.lift(bert)
+    await stage.call_busy(anna, "22")
+    await stage.activate(anna, method="flash")
+    request = await stage.pending("21", "22")
+    await demo.show_status("Anna waits for Bert")
+    await stage.hang_up(anna)
+    since = stage.mark()
+    await stage.hang_up(bert)
+    await stage.recall_ring(anna, since=since, clip="22")
+    anna.answer()
+    await box.wait_for(lambda: bert.ringing, 10, "Bert rings")
+    bert.answer()
+    await box.wait_for(lambda: anna.peer == 2, 10, "Anna and Bert talk")
+    await stage.settled()
+    assert _state_of(await stage.history(request["id"])) == "Completed"
+    await stage.hang_up(anna)
+    await stage.hang_up(bert)
+
+
+async def story_isdn_busy(demo: Demo) -> None:
+    """Cleo calls 0301234 over ISDN: busy, the network offers CCBS; she presses 5.
+    When 301234 is free the network says so, Cleo's phone rings and lifting it places
+    the CCBS recall call."""
+    stage, box = demo.stage, demo.stage.box
+    cleo, b = box.phone(3), box.subscriber(EXTERNAL)
+    await stage.call_busy(cleo, "0" + EXTERNAL + "#")
+    await stage.activate(cleo, method="digit")
+    request = await stage.pending("23", EXTERNAL)
+    await stage.hang_up(cleo)
+    await demo.show_status("the network watches 301234 for Cleo")
+    since = stage.mark()
+    b.hang_up()
+    b.free()
+    await stage.recall_ring(cleo, since=since, clip=EXTERNAL)
+    cleo.answer()
+    await box.wait_for(lambda: b.in_call(), 10, "the recall call is connected")
+    await stage.settled()
+    assert _state_of(await stage.history(request["id"])) == "Completed"
+    await stage.hang_up(cleo)
+    box.exchange(lambda ex, now: ex.set_busy(EXTERNAL, True, now))
+
+
+async def story_a_busy(demo: Demo) -> None:
+    """Dirk waits for Bert but is on the phone himself when Bert hangs up: the request
+    is suspended; when Dirk hangs up he is rung."""
+    stage, box = demo.stage, demo.stage.box
+    dirk, bert = box.phone(4), box.phone(2)
+    await stage.lift(bert)
+    await stage.call_busy(dirk, "22")
+    await stage.activate(dirk, method="digit")
+    await stage.hang_up(dirk)
+    await stage.lift(dirk)
+    since = stage.mark()
+    await stage.hang_up(bert)
+    await stage.until(lambda st: any(r["state"] == "Suspended" for r in st["requests"]), 15,
+                      "suspended")
+    await demo.show_status("Bert is free, but Dirk is busy")
+    await stage.hang_up(dirk)
+    await stage.recall_ring(dirk, since=since, clip="22")
+    dirk.answer()
+    await box.wait_for(lambda: bert.ringing, 10, "Bert rings")
+    bert.answer()
+    await box.wait_for(lambda: dirk.peer == 2, 10, "Dirk and Bert talk")
+    await stage.settled()
+    await stage.hang_up(dirk)
+    await stage.hang_up(bert)
+
+
+async def story_cancel(demo: Demo) -> None:
+    """Anna asks for Bert, checks with *#37# (confirm), cancels with #37#, checks
+    again (reject)."""
+    stage, box = demo.stage, demo.stage.box
+    anna, bert = box.phone(1), box.phone(2)
+    await stage.lift(bert)
+    await stage.call_busy(anna, "22")
+    await stage.activate(anna, method="digit")
+    request = await stage.pending("21", "22")
+    await stage.hang_up(anna)
+    await stage.code(anna, "*#37#", "CONFIRM")
+    await stage.code(anna, "#37#", "CONFIRM")
+    await stage.settled()
+    await stage.code(anna, "*#37#", "REJECT")
+    assert _state_of(await stage.history(request["id"])) == "Cancelled"
+    await stage.hang_up(bert)
+
+
+async def story_restart(demo: Demo) -> None:
+    """Cleo waits for Dirk; ccbsd is restarted meanwhile; the request is still there
+    and the recall happens when Dirk hangs up."""
+    stage, box = demo.stage, demo.stage.box
+    cleo, dirk = box.phone(3), box.phone(4)
+    await stage.lift(dirk)
+    await stage.call_busy(cleo, "24")
+    await stage.activate(cleo, method="flash")
+    request = await stage.pending("23", "24")
+    await stage.hang_up(cleo)
+    await demo.show_status("before the restart")
+    box.note("box", "ccbsd is restarted (SIGTERM, start)")
+    await stage.start_daemon()
+    again = await stage.pending("23", "24")
+    assert again["id"] == request["id"], "the same request, restored from the store"
+    await demo.show_status("after the restart")
+    since = stage.mark()
+    await stage.hang_up(dirk)
+    await stage.recall_ring(cleo, since=since, clip="24")
+    cleo.answer()
+    await box.wait_for(lambda: dirk.ringing, 10, "Dirk rings")
+    dirk.answer()
+    await box.wait_for(lambda: cleo.peer == 4, 10, "Cleo and Dirk talk")
+    await stage.settled()
+    await stage.hang_up(cleo)
+    await stage.hang_up(dirk)
+
+
+STORIES: tuple[tuple[str, Callable[[Demo], Awaitable[None]]], ...] = (
+    ("Anna -> Bert (local, busy): R *37#, recall when Bert is free", story_local_busy),
+    ("Cleo -> 0301234 (ISDN, busy): 5, network CCBS, recall call", story_isdn_busy),
+    ("Dirk -> Bert: Dirk busy when Bert frees, suspended, then recalled", story_a_busy),
+    ("Anna: *#37# status, #37# cancel", story_cancel),
+    ("Cleo -> Dirk with a restart of ccbsd in the middle", story_restart),
+)
+
+
+async def play(out: Callable[[str], None] = print) -> bool:
+    stage = Stage(demo_box_config(), DEMO_STATIONS, timers=DEMO_TIMERS, hook=DEMO_HOOK)
+    out("ccbs-isdn demo: a simulated ISDN exchange + FXS bridge, the real ccbsd against it")
+    try:
+        await stage.open()
+        out(f"  box: rcapi server 127.0.0.1:{stage.box.capi_port} (real libcapi20), "
+            f"FXS bridge on {stage.box.bridge_url}; ccbsd pid "
+            f"{stage.ccbsd.proc.pid if stage.ccbsd.proc else '?'}")
+        out("  phones: 21 Anna, 22 Bert, 23 Cleo, 24 Dirk; external 301234 (busy)")
+        demo = Demo(stage, out)
+        for name, story in STORIES:
+            await demo.run(name, lambda story=story: story(demo))  # type: ignore[misc]
+        ok = demo.summary()
+        if not ok:
+            out("\n---- ccbsd log (tail) ----\n" + stage.ccbsd.log()[-4000:])
+        return ok
+    finally:
+        await stage.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``make demo``: exit 0 only if every story ended as expected."""
+    del argv
+    try:
+        ok = asyncio.run(play())
+    except KeyboardInterrupt:
+        return 130
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
