@@ -38,6 +38,8 @@ CCBSD = [sys.executable, "-m", "ccbs_isdn.runtime.daemon"]
 CCBSCTL = [sys.executable, "-c",
            "import sys; from ccbs_isdn.cli import main; sys.argv[0] = 'ccbsctl'; main()"]
 REPO = Path(__file__).resolve().parents[2]
+#: one control-socket reply may list every request (10 000 of them in bench/e2e.py)
+_LIMIT = 256 * 1024 * 1024
 
 
 class DaemonGone(RuntimeError):
@@ -209,7 +211,7 @@ class Ccbsd:
 
     async def call(self, cmd: str, **args: Any) -> Any:
         """One request on the control socket (NDJSON v1, runtime/control.py)."""
-        reader, writer = await asyncio.open_unix_connection(self.socket)
+        reader, writer = await asyncio.open_unix_connection(self.socket, limit=_LIMIT)
         try:
             writer.write(json.dumps({"v": 1, "cmd": cmd, "args": args, "tag": 1}).encode()
                          + b"\n")
@@ -229,7 +231,7 @@ class Ccbsd:
 
     async def follow(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """A connection that receives every new event (``events --follow``)."""
-        reader, writer = await asyncio.open_unix_connection(self.socket)
+        reader, writer = await asyncio.open_unix_connection(self.socket, limit=_LIMIT)
         writer.write(json.dumps({"v": 1, "cmd": "events",
                                  "args": {"follow": True, "last": 0}}).encode() + b"\n")
         await writer.drain()
