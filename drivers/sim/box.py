@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -533,6 +534,75 @@ def _port_of(text: str) -> int | None:
     return int(head) if head.isdigit() else None
 
 
+# ================================================== the daemon's [sim] backend
+
+
+class SimBackend:
+    """``SimBox`` as ccbsd's ``[sim]`` backend, in the daemon's own process: the CAPI
+    line and the FXS line each start and stop "their" part (``isdn()``, ``bridge()``);
+    the box starts with the first and stops with the last. The ISDN side runs on a
+    thread of its own (``threaded``), because the real libcapi20 in this process
+    blocks while it waits for the server (capi.md §3)."""
+
+    def __init__(self, config: Any) -> None:
+        self.state_dir = Path(config.daemon.state_dir)
+        self.box = SimBox.from_config(config, link=str(self.state_dir / "sim-fxs0"),
+                                      threaded=True)
+        self._users = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def link(self) -> str:
+        return self.box.link
+
+    def isdn(self) -> _BackendPart:
+        return _BackendPart(self, isdn=True)
+
+    def bridge(self) -> _BackendPart:
+        return _BackendPart(self, isdn=False)
+
+    async def _acquire(self) -> None:
+        async with self._lock:
+            if self._users == 0:
+                # libcapi20 reads $HOME/.capi20rc, whose REMOTE line would override the
+                # daemon's choice of transport (capi.md §2.2): a home of its own
+                home = self.state_dir / "sim-home"
+                home.mkdir(parents=True, exist_ok=True)
+                (home / ".capi20rc").write_text("# ccbsd simulator: transport set by "
+                                                "the daemon\n")
+                os.environ["HOME"] = str(home)
+                await self.box.start()
+            self._users += 1
+
+    async def _release(self) -> None:
+        async with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                await self.box.stop()
+
+
+class _BackendPart:
+    """What ``CapiLine(sim=...)`` / ``FxsLine(sim=...)`` start and stop."""
+
+    def __init__(self, backend: SimBackend, *, isdn: bool) -> None:
+        self.backend = backend
+        self.isdn = isdn
+        self._started = False
+        self.link = backend.link
+
+    async def start(self) -> int:
+        """Start the box (once); the ISDN part returns the rcapi port."""
+        if not self._started:
+            await self.backend._acquire()
+            self._started = True
+        return self.backend.box.capi_port if self.isdn else 0
+
+    async def stop(self) -> None:
+        if self._started:
+            self._started = False
+            await self.backend._release()
+
+
 # ============================================================ ccbsd configuration
 
 
@@ -595,5 +665,6 @@ def stations_for(ports: Iterable[tuple[int, str, str]], ctrl: int = 1) -> list[S
     return [StationSpec(p, ext, msn, ctrl) for p, ext, msn in ports]
 
 
-__all__ = ["BoxConfig", "BoxController", "BoxSubscriber", "External", "Phone", "SimBox",
+__all__ = ["BoxConfig", "BoxController", "BoxSubscriber", "External", "Phone", "SimBackend",
+           "SimBox",
            "StationSpec", "TimelineEntry", "ccbsd_toml", "stations_for"]
