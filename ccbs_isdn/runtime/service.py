@@ -1037,11 +1037,16 @@ def build_lines(config: Config, service: CcbsService) -> dict[str, Any]:
     simulated exchange and bridge stand in for the hardware and the real drivers talk
     to them (libcapi20 over loopback TCP, the FXS driver over a pty)."""
     lines: dict[str, Any] = {}
+    backend: Any = None
+    if config.sim.enabled:
+        from ccbs_isdn.drivers.sim.box import SimBackend
+
+        backend = SimBackend(config)  # SimBox: exchange + card + bridge, in-process
     if config.capi.enabled or (config.sim.enabled and config.capi.controllers):
         lines["capi"] = CapiLine(config, service,
-                                 sim=SimIsdn(config) if config.sim.enabled else None)
+                                 sim=backend.isdn() if backend is not None else None)
     if config.fxs.enabled or (config.sim.enabled and config.fxs.ports):
-        sim = SimBridge(config) if config.sim.enabled else None
+        sim = backend.bridge() if backend is not None else None
         url = str(sim.link) if sim is not None else None
         lines["fxs"] = FxsLine(config, service, url=url, sim=sim)
     if "fxs" in lines:
