@@ -72,6 +72,7 @@ _NOT_SUPPORTED_INFOS: Final = frozenset({
     t.INFO_FACILITY_NOT_SUPPORTED, t.INFO_SUPPLEMENTARY_NOT_SUPPORTED,
     t.INFO_FUNCTION_NOT_SUPPORTED,
 })
+_STALE_TRANSPORT: Final = frozenset({t.INFO_MSG_OS_RESOURCE, t.INFO_NOT_INSTALLED, 0x1109})
 _NOTIFY_OPERATIONS: Final = frozenset({
     "CCBSStatusRequest", "CCBSRemoteUserFree", "CCBSBFree", "CCBSErase", "CCBSStopAlerting",
     "EraseCallLinkageID", "StatusRequest",
@@ -314,18 +315,44 @@ class CapiDriver:
         assert lib is not None and self._loop is not None
 
         def register() -> tuple[int, int, dict[int, capilib.Profile]]:
+            # libcapi20 keeps its control connection (used by get_profile) from one
+            # isinstalled until a release, and reopens it on *any* call after a release
+            # (capi.md §2.4). If that server went away meanwhile, get_profile on the stale
+            # connection fails or never returns. A throw-away registration released at
+            # once closes whatever connection the library holds; the next isinstalled
+            # opens a fresh one to the configured server.
             lib.isinstalled()
-            appl_id = lib.register(self.config.max_logical_connections, 7, 2048)
-            try:
-                count = lib.number_of_controllers()
-                wanted = [c.ctrl for c in self.config.controllers] or list(range(1, count + 1))
-                profiles = {c: lib.get_profile(c) for c in wanted}
-                return appl_id, lib.fileno(appl_id), profiles
-            except CapiError:
-                lib.release(appl_id)
-                raise
+            lib.release(lib.register(1, 1, 128))
+            for attempt in (1, 2):
+                lib.isinstalled()
+                appl_id = lib.register(self.config.max_logical_connections, 7, 2048)
+                try:
+                    count = lib.number_of_controllers()
+                    wanted = ([c.ctrl for c in self.config.controllers]
+                              or list(range(1, count + 1)))
+                    profiles = {c: lib.get_profile(c) for c in wanted}
+                    return appl_id, lib.fileno(appl_id), profiles
+                except CapiError as exc:
+                    # The library keeps its control connection until a release; if the
+                    # server went away meanwhile that connection is stale (get_profile
+                    # fails with 0x1108). release() drops it; one fresh try is enough.
+                    lib.release(appl_id)
+                    if attempt == 2 or exc.info not in _STALE_TRANSPORT:
+                        raise
+            raise AssertionError("unreachable")
 
-        appl_id, fd, profiles = await self._blocking(register)
+        assert self._executor is not None
+        future = self._loop.run_in_executor(self._executor, register)
+        # libcapi20 has no timeout on its control requests (capi.md §3): a server that
+        # accepts but never answers would hold us forever. Give up waiting (the worker
+        # stays blocked until the library returns) and release a registration that
+        # completes after we gave up.
+        done, _ = await asyncio.wait({future}, timeout=self.config.confirm_timeout)
+        if not done:
+            future.add_done_callback(self._release_late)
+            raise TimeoutError("libcapi20 did not return from register/get_profile within "
+                               f"{self.config.confirm_timeout} s (server not answering)")
+        appl_id, fd, profiles = future.result()
         link = _Link(appl_id, fd)
         self._link = link
         self._loop.add_reader(fd, self._on_readable)
@@ -338,6 +365,21 @@ class CapiDriver:
             await self._drop_link("start-up failed")
             raise
         self._ever_up = True
+
+    def _release_late(self, future: asyncio.Future[tuple[int, int, Any]]) -> None:
+        if future.cancelled() or future.exception() is not None or self._lib is None:
+            return
+        appl_id = future.result()[0]
+        log.info("releasing ApplID %d that registered after the timeout", appl_id)
+        if self._executor is not None:
+            self._executor.submit(self._release_quietly, appl_id)
+
+    def _release_quietly(self, appl_id: int) -> None:
+        assert self._lib is not None
+        try:
+            self._lib.release(appl_id)
+        except CapiError as exc:
+            log.debug("release of ApplID %d: %s", appl_id, exc)
 
     async def _bring_up(self, cfg: ControllerConfig, profile: capilib.Profile, *,
                         reconnected: bool) -> None:

@@ -197,6 +197,12 @@ class RcapiServer:
             self._server.close()
         for conn in list(self.connections):
             conn.close()
+        # transport.close() only schedules the socket's close: let the loop run it, so
+        # the clients see EOF instead of a server that silently stopped answering.
+        for _ in range(200):
+            if not self.connections:
+                break
+            await asyncio.sleep(0.005)
         if self._server is not None:
             await self._server.wait_closed()
         if self.exchange is not None:
@@ -462,6 +468,9 @@ class ThreadedRcapiServer:
         return self.call(lambda server: server.with_exchange(fn), timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Close the server and end the thread (idempotent)."""
+        if self._loop.is_closed():
+            return
         if self._server is not None and self._loop.is_running():
             asyncio.run_coroutine_threadsafe(self._server.close(), self._loop).result(timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -103,3 +103,29 @@ async def test_delayed_and_lost_messages(world_factory: Any) -> None:
     drv.send(isdn.CcInterrogate(1, handle=3))
     third = await world.expect(isdn.CcInterrogateResult)
     assert third.handle == 3 and third.references == (result.reference,)
+
+
+async def test_stale_library_transport_is_dropped_at_start(world_factory: Any) -> None:
+    # libcapi20 reopens its control connection on the next call after a release and
+    # keeps it (capi.md §2.4); if that server then goes away, the connection is stale.
+    from ccbs_isdn.drivers.capi20 import lib as capilib
+    from ccbs_isdn.drivers.capi20 import messages as m
+    from ccbs_isdn.drivers.capi20.tables import Command, Subcommand
+
+    from ccbs_isdn.errors import CapiError
+
+    old: CapiWorld = await world_factory(controllers=ONE)
+    await old.expect(isdn.ControllerUp)
+    assert old.driver._link is not None
+    appl_id = old.driver._link.appl_id
+    await old.driver.stop()
+    lib = capilib.load()
+    with pytest.raises(CapiError):  # touches the transport after the release
+        lib.put_message(appl_id, m.encode(m.message(Command.LISTEN, Subcommand.REQ, 1,
+                                              controller=1)))
+    old.sim.stop()
+
+    new: CapiWorld = await world_factory(controllers=ONE)
+    up = await new.expect(isdn.ControllerUp)
+    assert not up.reconnected  # the first attempt succeeded
+    assert not [i for i in new.seen if isinstance(i, isdn.ControllerDown)]
