@@ -189,17 +189,30 @@ class _Link:
     def __init__(self, appl_id: int, fd: int) -> None:
         self.appl_id = appl_id
         self.fd = fd
+        self.dead = False
         # A private descriptor of the same socket for the EOF check of capi.md §3 (the
         # library reports EOF as "queue empty"). MSG_DONTWAIT per call: the library's own
         # descriptor must stay blocking.
-        self.peek = socket.socket(fileno=os.dup(fd))
+        self.peek: socket.socket | None = None
+        dup = os.dup(fd)
         try:
-            self.peek.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            self.peek = socket.socket(fileno=dup)
         except OSError:
-            pass
-        self.dead = False
+            os.close(dup)  # the kernel device (/dev/capi20), not a remote module's socket
+            return
+        # The remote modules leave Nagle on: a RESP written right after a REQ would wait
+        # for the peer's delayed ACK (~40 ms). Keep-alive notices a silently dead peer.
+        # Both act on the shared socket.
+        for level, option in ((socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                              (socket.SOL_SOCKET, socket.SO_KEEPALIVE)):
+            try:
+                self.peek.setsockopt(level, option, 1)
+            except OSError:
+                pass
 
     def peer_closed(self) -> bool:
+        if self.peek is None:
+            return False  # a kernel device has no peer; 0x1104 just means "empty"
         try:
             data = self.peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except BlockingIOError:
@@ -209,7 +222,8 @@ class _Link:
         return data == b""
 
     def close(self) -> None:
-        self.peek.close()
+        if self.peek is not None:
+            self.peek.close()
 
 
 # =========================================================================== driver
