@@ -819,6 +819,15 @@ class CcbsEngine:
     def __len__(self) -> int:
         return len(self._reqs)
 
+    def state_counts(self) -> dict[tuple[str, str], int]:
+        """(role, state) -> number of active requests, without snapshotting them (cheap
+        enough for metrics after a step even with 100k requests)."""
+        counts: dict[tuple[str, str], int] = {}
+        for req in self._reqs.values():
+            key = (req.role.value, req.state)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
     def watched_ports(self) -> frozenset[str]:
         """Ports origin or target of an active request (polled every 5 s by policy)."""
         return frozenset(p for rid in self._enlisted for p in self._ports_of(self._reqs[rid]))

@@ -30,7 +30,7 @@ import logging
 import os
 import time
 import zoneinfo
-from collections import Counter, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import fields
 from pathlib import Path
@@ -74,6 +74,8 @@ SUBSCRIBER_QUEUE = 1000
 STORE_FILE = "requests.db"
 #: while the store refuses writes, try again this often (seconds)
 STORE_RETRY = 5.0
+#: seconds between two walks of the active requests for metrics and the poll watch-list
+OBSERVE_INTERVAL = 0.5
 
 ROUTES = {Role.MONITOR: "isdn", Role.LOCAL: "local", Role.REDIAL: "redial"}
 
@@ -248,6 +250,7 @@ class CcbsService:
         self.notifier = Notifier(config.notify, on_result=self.metrics.notification)
         self.bus = EventBus()
         self.scheduler = Scheduler(self._on_timer, clock=clock)
+        self._observe_handle: asyncio.TimerHandle | None = None
         self.engine: Any = None
         self.store: Any = None
         self.drivers: dict[str, Any] = {}
@@ -303,6 +306,9 @@ class CcbsService:
 
     async def stop(self) -> None:
         self.scheduler.cancel()
+        if self._observe_handle is not None:
+            self._observe_handle.cancel()
+            self._observe_handle = None
         for name, driver in self.drivers.items():
             try:
                 await asyncio.wait_for(driver.stop(), 10)
@@ -384,7 +390,7 @@ class CcbsService:
             except Exception:  # one bad action must not stop the others
                 log.exception("action failed", extra=kv(action=type(action).__name__))
         self.scheduler.arm(self.engine.next_deadline())
-        self._observe()
+        self._observe_soon()
 
     def _commit(self) -> None:
         if self.engine is None or self.store is None:
@@ -541,9 +547,24 @@ class CcbsService:
     def _active(self) -> list[RequestRecord]:
         return self.engine.requests() if self.engine is not None else []
 
+    def _observe_soon(self) -> None:
+        """Metrics and the poll watch-list follow the engine at most every
+        OBSERVE_INTERVAL: both walk every active request, which must not happen per step
+        (a poll answer of 64 ports is 64 steps; 10k requests make one walk ~ms)."""
+        if self._observe_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # stepped outside a loop (unit tests): observe at once
+            self._observe()
+            return
+        self._observe_handle = loop.call_later(OBSERVE_INTERVAL, self._observe)
+
     def _observe(self) -> None:
-        counts = Counter((r.role.value, r.state) for r in self._active())
-        self.metrics.observe_active(counts)
+        self._observe_handle = None
+        if self.engine is None:
+            return
+        self.metrics.observe_active(self.engine.state_counts())
         fxs = self.drivers.get("fxs")
         if fxs is not None:
             fxs.watch(self.engine.watched_ports())
