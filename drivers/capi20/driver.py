@@ -30,9 +30,11 @@ import asyncio
 import itertools
 import logging
 import os
+import queue
 import socket
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -250,7 +252,7 @@ class CapiDriver:
         self.indications: asyncio.Queue[isdn.IsdnIndication] = asyncio.Queue()
         self._library_loader = library
         self._lib: capilib.CapiLib | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: _LibraryThread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._link: _Link | None = None
         self._controllers: dict[int, _Controller] = {}
@@ -258,7 +260,6 @@ class CapiDriver:
         self._by_plci: dict[int, _Call] = {}
         self._cct: dict[int, _Call] = {}  # handle -> CCBS-T connection
         self._waiters: dict[int, Callable[[m.CapiMessage], None]] = {}
-        self._supp_pending: dict[tuple[int, int], tuple[str, int, CcKind]] = {}
         self._tokens: dict[int, _Token] = {}
         self._offer_numbers: dict[str, int] = {}  # CONNECT_IND number, echoed by CONNECT_RESP
         self._token_seq = itertools.count(1)
@@ -283,7 +284,7 @@ class CapiDriver:
         self._loop = asyncio.get_running_loop()
         self._stopping = False
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capi20")
+            self._executor = _LibraryThread()
         self._lib = await self._blocking(self._library_loader, self.config.library)
         await self._blocking(self._lib.configure, self.config.driver, self.config.host,
                              self.config.port)
@@ -361,7 +362,11 @@ class CapiDriver:
         # accepts but never answers would hold us forever. Give up waiting (the worker
         # stays blocked until the library returns) and release a registration that
         # completes after we gave up.
-        done, _ = await asyncio.wait({future}, timeout=self.config.confirm_timeout)
+        try:
+            done, _ = await asyncio.wait({future}, timeout=self.config.confirm_timeout)
+        except asyncio.CancelledError:
+            future.add_done_callback(self._release_late)  # stop() during a connect
+            raise
         if not done:
             future.add_done_callback(self._release_late)
             raise TimeoutError("libcapi20 did not return from register/get_profile within "
@@ -384,14 +389,9 @@ class CapiDriver:
         if future.cancelled() or future.exception() is not None or self._lib is None:
             return
         appl_id = future.result()[0]
-        log.info("releasing ApplID %d that registered after the timeout", appl_id)
-        if self._executor is not None:
-            self._executor.submit(self._release_quietly, appl_id)
-
-    def _release_quietly(self, appl_id: int) -> None:
-        assert self._lib is not None
+        log.info("releasing ApplID %d that registered after we gave up on it", appl_id)
         try:
-            self._lib.release(appl_id)
+            self._lib.release(appl_id)  # closes sockets only: no wait on the server
         except CapiError as exc:
             log.debug("release of ApplID %d: %s", appl_id, exc)
 
@@ -474,7 +474,6 @@ class CapiDriver:
         for waiter in list(self._waiters.values()):
             waiter(m.message(C.LISTEN, S.CONF, 0, controller=0, info=t.INFO_MSG_OS_RESOURCE))
         self._waiters.clear()
-        self._supp_pending.clear()
         for token in self._tokens.values():
             if token.timer is not None:
                 token.timer.cancel()
@@ -870,6 +869,10 @@ class CapiDriver:
         return t.SUPPLEMENTARY_REASON.get(info, t.info_name(info))
 
     def _cc_request(self, ctrl: _Controller, cmd: isdn.CcRequest) -> None:
+        _check_handle(cmd.handle)
+        if cmd.linkage_id is None and not ctrl.cfg.ptp:
+            raise LocalError(f"controller {ctrl.cfg.ctrl} is point-to-multipoint: a CC "
+                             "request needs the CallLinkageID of the failed call")
         if cmd.linkage_id is None or ctrl.cfg.ptp:
             self._cct_request(ctrl, cmd)
             return
@@ -890,6 +893,7 @@ class CapiDriver:
                          rg.request_arg(cmd.linkage_id))
 
     def _cc_deactivate(self, ctrl: _Controller, cmd: isdn.CcDeactivate) -> None:
+        _check_handle(cmd.handle)
         cct = self._cct.get(cmd.handle)
         if cct is not None:
             cct.cct_deactivating = True
@@ -916,6 +920,7 @@ class CapiDriver:
                          rg.deactivate_arg(cmd.reference))
 
     def _cc_interrogate(self, ctrl: _Controller, cmd: isdn.CcInterrogate) -> None:
+        _check_handle(cmd.handle)
         if ctrl.cfg.ptp:
             # CCBS-T has no interrogation: the connections themselves are the state.
             self._emit(isdn.CcInterrogateResult(ctrl.cfg.ctrl, cmd.handle,
@@ -1250,6 +1255,45 @@ class CapiDriver:
                                             self._tokens.pop, token_id, None)
         self._tokens[token_id] = token
         return token_id
+
+
+def _check_handle(handle: int) -> None:
+    # The supplementary route carries the handle in a dword (capi.md §6.4).
+    if not 0 <= handle <= 0xFFFFFFFF:
+        raise LocalError(f"handle {handle} does not fit the 32-bit CAPI Handle")
+
+
+class _LibraryThread(Executor):
+    """One daemon thread for libcapi20's blocking calls. A daemon, unlike the threads of
+    ThreadPoolExecutor, cannot keep the process from exiting when the library never
+    returns from a request to a silent server (capi.md §3)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
+                                      | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="capi20", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # handed to the waiting coroutine
+                    future.set_exception(exc)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        if kwargs:
+            raise TypeError("keyword arguments are not supported")
+        future: Future[T] = Future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._jobs.put(None)
+        if wait:
+            self._thread.join()
 
 
 def _split_bearer(bearer: bytes) -> tuple[bytes, bytes, bytes]:

@@ -86,6 +86,14 @@ async def test_commands_for_unknown_things_are_local_errors(world_factory: Any) 
         drv.send(isdn.HangUp(9, "x"))
     with pytest.raises(LocalError, match="not a list of Q.931 IEs"):
         drv.send(isdn.PlaceCall(1, "bad", called="23", calling="31", bearer=b"\x04\x09"))
+    with pytest.raises(LocalError, match="needs the CallLinkageID"):
+        drv.send(isdn.CcRequest(1, handle=1, kind=isdn.CcKind.CCBS, linkage_id=None))
+    with pytest.raises(LocalError, match="32-bit"):
+        drv.send(isdn.CcRequest(1, handle=1 << 40, kind=isdn.CcKind.CCBS, linkage_id=3))
     drv.send(isdn.PlaceCall(1, "dup", called="23", calling="31"))
     with pytest.raises(LocalError, match="in use"):
-        drv.send(isdn.PlaceCall(1, "dup", called="23", calling="31"))
+        with pytest.raises(LocalError, match="needs the CallLinkageID"):
+        drv.send(isdn.CcRequest(1, handle=1, kind=isdn.CcKind.CCBS, linkage_id=None))
+    with pytest.raises(LocalError, match="32-bit"):
+        drv.send(isdn.CcRequest(1, handle=1 << 40, kind=isdn.CcKind.CCBS, linkage_id=3))
+    drv.send(isdn.PlaceCall(1, "dup", called="23", calling="31"))
