@@ -5,6 +5,7 @@ Only CapiMessageError may escape the decoder, whatever the input."""
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 
 import pytest
 from ccbs_isdn.drivers.capi20 import messages as m
@@ -27,8 +28,8 @@ def test_listen_req_matches_the_proof_bytes() -> None:
     expected = struct.pack("<HHBBH", 26, 1, 0x05, 0x80, 1) + struct.pack(
         "<IIII", 1, 0x3FF, 0x1FFF03FF, 0
     ) + b"\x00\x00"
-    msg = m.message(C.LISTEN, S.REQ, 1, appl_id=1, controller=1, info_mask=0x3FF,
-                    cip_mask=0x1FFF03FF)
+    msg = replace(m.message(C.LISTEN, S.REQ, 1, controller=1, info_mask=0x3FF,
+                            cip_mask=0x1FFF03FF), appl_id=1)
     assert m.encode(msg) == expected
     back = m.decode(expected)
     assert back.name == "LISTEN_REQ"
