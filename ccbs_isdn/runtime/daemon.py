@@ -29,7 +29,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from ccbs_isdn.errors import (
     LocalError,
     StoreError,
 )
+from ccbs_isdn.runtime.clock import DaemonClock
 from ccbs_isdn.runtime.control import AccessPolicy, ControlServer, group_id
 from ccbs_isdn.runtime.logging import kv, set_level, setup_logging
 from ccbs_isdn.runtime.metrics import Metrics
@@ -87,7 +87,10 @@ class Daemon:
         self.systemd = systemd or SystemdNotifier()
         self.metrics = Metrics()
         self.stopping = asyncio.Event()
-        self.started = time.time()
+        # wall time advancing at the rate of elapsed time: a step of the wall clock
+        # moves no timer (runtime/clock.py)
+        self.clock = DaemonClock.from_environment()
+        self.started = self.clock()
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.service: Any = None
@@ -119,7 +122,7 @@ class Daemon:
         except ConfigError as exc:
             return self._fatal(exc, EX_CONFIG, file=self.config_path)
         self.service = CcbsService(cfg, metrics=self.metrics, reload=self.reload,
-                                   started=self.started)
+                                   clock=self.clock, started=self.started)
         try:
             await self.service.open()
         except StoreError as exc:

@@ -2,10 +2,14 @@
 
 After the aioquic pattern: the pure engine reports its next deadline; the runtime
 re-arms exactly one asyncio timer after every input, and when it fires hands the
-engine ``now``. Deadlines are wall-clock seconds (``time.time()``), because requests
-and their deadlines survive a reboot in the store; the timer converts them to the
-loop's monotonic clock when arming and re-checks the wall clock when it fires (an NTP
-step may make it early: then it simply re-arms).
+engine ``now``. Deadlines are in the daemon's time (``runtime/clock.py``: POSIX
+seconds, because requests and their deadlines survive a reboot in the store, advancing
+at the rate of elapsed time, so a step of the wall clock neither fires a timer early
+nor holds it). The timer converts a deadline to the loop's monotonic clock when
+arming and re-checks the clock when it fires (if it is early — the ``MAX_SLEEP`` cap,
+or a plain wall clock given by a test — it simply re-arms). It tells a
+``DaemonClock`` whether a deadline is armed: only without one may the clock
+re-anchor to a wall clock that jumped.
 
 Owns only the timer. Must not call the engine itself: ``on_due(now)`` does that.
 """
@@ -16,7 +20,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
-#: never arm further ahead than this: a later wall-clock step is noticed within it
+from ccbs_isdn.runtime.clock import DaemonClock
+
+#: never arm further ahead than this: a clock that drifts from the loop's (a suspend
+#: counted by CLOCK_BOOTTIME, or a plain wall clock stepping) is re-read within it
 MAX_SLEEP = 300.0
 
 
@@ -42,11 +49,13 @@ class Scheduler:
         return self._loop
 
     def arm(self, deadline: float | None) -> None:
-        """(Re-)arm for *deadline* (wall clock), or disarm with None."""
+        """(Re-)arm for *deadline* (daemon time), or disarm with None."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         self.deadline = deadline
+        if isinstance(self._clock, DaemonClock):
+            self._clock.timers_pending(deadline is not None)
         if deadline is None:
             return
         delay = min(max(0.0, deadline - self._clock()), MAX_SLEEP)
@@ -62,7 +71,7 @@ class Scheduler:
         if deadline is None:
             return
         if now < deadline:
-            self.arm(deadline)  # early (clock step or the MAX_SLEEP cap): wait on
+            self.arm(deadline)  # early (the MAX_SLEEP cap, a stepped test clock): wait on
             return
         self.fired += 1
         self._on_due(now)

@@ -581,6 +581,9 @@ class CcbsService:
                 "pid": os.getpid(),
                 "uptime": now - self.started,
                 "store_writable": self._store_writable,
+                # wall clock minus daemon time: non-zero after a wall-clock jump while
+                # timers were pending (runtime/clock.py)
+                "clock_skew": round(float(getattr(self.clock, "skew", 0.0)), 3),
                 "trace": self.tracer.path or None,
                 "notifications_pending": self.notifier.pending,
                 "followers": self.bus.followers,
