@@ -604,10 +604,15 @@ class CapiDriver:
         if msg.subcommand is not S.IND:
             return
         handler = _IND_HANDLERS.get(msg.command)
-        if handler is None:
-            self._resp(msg)  # B3 indications etc.: we have no B3, just answer
-            return
-        handler(self, msg)
+        if handler is not None:
+            handler(self, msg)
+        elif msg.command is C.CONNECT_B3:
+            # Media stays in the card/PBX (cross-connects): no B3 connection over CAPI.
+            self._resp(msg, reject=2)
+        elif msg.command is C.DATA_B3:
+            self._resp(msg, data_handle=msg.get_int("data_handle"))
+        else:
+            self._resp(msg)  # every other IND is answered (capi.md §4.4)
 
     def _emit(self, ind: isdn.IsdnIndication) -> None:
         if self._on_indication is not None:

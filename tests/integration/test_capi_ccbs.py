@@ -7,10 +7,12 @@ driver speaking it (raw Facility IEs), and as CCBS-T on a point-to-point control
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from ccbs_isdn.drivers.capi20.driver import ControllerConfig
+from ccbs_isdn.drivers.sim.controller import ControllerSpec
 from ccbs_isdn.drivers.sim.exchange import NetworkTimers
 
 from ccbs_isdn import isdn
@@ -250,3 +252,84 @@ async def test_destination_side_status_request_for_our_msn(world_factory: Any,
                                           status=isdn.DestinationStatus.COMPATIBLE_AND_FREE))
     recall = await world.expect(isdn.IncomingCall, where=lambda i: i.call_id != incoming.call_id)
     assert (recall.called, recall.calling) == ("31", "23")
+
+
+async def wait_until(check: Any, timeout: float = 10.0) -> None:
+    """Poll a condition on the simulator (its state has no event to wait on)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+def record_states(world: CapiWorld, access: str) -> list[str]:
+    return [r.state for r in world.exchange(lambda ex, now: ex.cc_records(access))]
+
+
+async def test_ccbs_t_suspend_resume_and_cancel(world_factory: Any) -> None:
+    world: CapiWorld = await world_factory(controllers=(ControllerConfig(2, ("41",),
+                                                                         ptp=True),))
+    await world.expect(isdn.ControllerUp)
+    drv = world.driver
+    drv.send(isdn.PlaceCall(2, "c1", called="22", calling="41"))
+    offer = await world.expect(isdn.CcAvailable)
+    drv.send(isdn.CcRequest(2, handle=12, kind=CcKind.CCBS, linkage_id=None, called="22",
+                            calling="41", bearer=offer.bearer))
+    assert (await world.expect(isdn.CcRequestResult)).error is None
+
+    # A busy: the request is suspended at the B side, B's becoming free does not recall
+    drv.send(isdn.CcTSuspend(2, handle=12))
+    await wait_until(lambda: record_states(world, "bri2") == ["suspended"])
+    world.exchange(lambda ex, now: ex.set_busy("22", False, now))
+    drv.send(isdn.CcTResume(2, handle=12))
+    assert (await world.expect(isdn.CcTRemoteUserFree)).handle == 12
+    assert not [i for i in world.seen[:-1] if isinstance(i, isdn.CcTRemoteUserFree)]
+
+    # cancelling = clearing the signalling connection
+    drv.send(isdn.CcDeactivate(2, handle=12, reference=None))
+    result = await world.expect(isdn.CcDeactivateResult)
+    assert (result.handle, result.error) == (12, None)
+    await wait_until(lambda: record_states(world, "bri2") == [])
+    drv.send(isdn.CcInterrogate(2, handle=13))
+    assert (await world.expect(isdn.CcInterrogateResult)).error == "not-supported"
+
+
+async def test_network_clearing_the_ccbs_t_connection_is_reported(world_factory: Any) -> None:
+    world: CapiWorld = await world_factory(
+        controllers=(ControllerConfig(2, ("41",), ptp=True),), exchange=short(t_ccbs5=0.3))
+    await world.expect(isdn.ControllerUp)
+    drv = world.driver
+    drv.send(isdn.PlaceCall(2, "c1", called="22", calling="41"))
+    offer = await world.expect(isdn.CcAvailable)
+    drv.send(isdn.CcRequest(2, handle=14, kind=CcKind.CCBS, linkage_id=None, called="22",
+                            calling="41", bearer=offer.bearer))
+    assert (await world.expect(isdn.CcRequestResult)).error is None
+    cleared = await world.expect(isdn.CcTConnectionCleared)  # T-CCBS5 ran out
+    assert cleared.handle == 14
+
+
+async def test_card_without_supplementary_services_falls_back_to_raw(
+        world_factory: Any) -> None:
+    # The "refuse CCBS" fault: the profile lacks global option 0x10.
+    plain = (ControllerSpec(1, "bri1", ("31", "32"), supplementary=False),)
+    world: CapiWorld = await world_factory(specs=plain,
+                                           controllers=(ControllerConfig(1, ("31", "32")),))
+    up = await world.expect(isdn.ControllerUp)
+    assert (up.route, up.ccbs) == (CcRoute.RAW_FACILITY, True)
+    world.driver.send(isdn.PlaceCall(1, "c1", called="22", calling="31"))
+    offer = await world.expect(isdn.CcAvailable)
+    world.driver.send(isdn.CcRequest(1, handle=2, kind=CcKind.CCBS,
+                                     linkage_id=offer.linkage_id))
+    assert (await world.expect(isdn.CcRequestResult)).reference is not None
+
+
+async def test_forcing_supplementary_services_on_a_plain_card(world_factory: Any) -> None:
+    plain = (ControllerSpec(1, "bri1", ("31", "32"), supplementary=False),)
+    world: CapiWorld = await world_factory(
+        specs=plain, controllers=(ControllerConfig(1, ("31",), route="supplementary"),))
+    up = await world.expect(isdn.ControllerUp)
+    assert (up.route, up.ccbs, up.ccnr) == (CcRoute.SUPPLEMENTARY, False, False)
+    world.driver.send(isdn.CcRequest(1, handle=3, kind=CcKind.CCBS, linkage_id=1))
+    result = await world.expect(isdn.CcRequestResult)
+    assert (result.handle, result.error) == (3, "not-supported")
