@@ -50,6 +50,8 @@ BAD: dict[str, tuple[bytes, bool]] = {
                                          info_element=bytes.fromhex("91A10502019906")), False),
     "connect active for nobody": (ind(C.CONNECT_ACTIVE, plci=0x0501), False),
     "disconnect for nobody": (ind(C.DISCONNECT, plci=0x0501, reason=0x3490), False),
+    "B3 connection offered": (ind(C.CONNECT_B3, ncci=0x010101), False),
+    "B3 data": (ind(C.DATA_B3, ncci=0x010101, data_length=0, data_handle=7), False),
     "unknown selector": (ind(C.FACILITY, address=1, selector=9, parameter=b"\x01"), False),
     "result nobody asked for": (ind(C.INFO, address=1, info_number=0x1C,
                                     info_element=bytes.fromhex("91A203020163")), False),
