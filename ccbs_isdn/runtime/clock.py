@@ -104,7 +104,7 @@ class DaemonClock:
         self._elapsed = elapsed if elapsed is not None else elapsed_clock()
         self.threshold = threshold
         self._anchor_wall = wall()
-        self._anchor_elapsed = self._elapsed()
+        self._anchor_elapsed = self._started = self._elapsed()
         self._pending = False
         self._reported = 0.0  # the skew last logged as a jump
         self.skew = 0.0  # wall clock minus daemon time, as last seen
@@ -136,6 +136,10 @@ class DaemonClock:
                         "time follows the wall clock once no timer is pending",
                         extra=kv(skew=round(skew, 3)))
         return now
+
+    def uptime(self) -> float:
+        """Seconds since this clock was made (not moved by any re-anchoring)."""
+        return self._elapsed() - self._started
 
     def timers_pending(self, pending: bool) -> None:
         """The scheduler says whether an engine deadline is armed. Without one a jump

@@ -57,6 +57,7 @@ from ccbs_isdn.errors import (
     StoreError,
 )
 from ccbs_isdn.isdn import IsdnCommand
+from ccbs_isdn.runtime.clock import DaemonClock
 from ccbs_isdn.runtime.logging import kv
 from ccbs_isdn.runtime.metrics import Metrics
 from ccbs_isdn.runtime.notifier import Notifier
@@ -579,7 +580,8 @@ class CcbsService:
             "daemon": {
                 "version": __version__,
                 "pid": os.getpid(),
-                "uptime": now - self.started,
+                "uptime": (self.clock.uptime() if isinstance(self.clock, DaemonClock)
+                           else now - self.started),
                 "store_writable": self._store_writable,
                 # wall clock minus daemon time: non-zero after a wall-clock jump while
                 # timers were pending (runtime/clock.py)

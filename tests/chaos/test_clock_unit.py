@@ -152,3 +152,11 @@ async def test_scheduler_timers_keep_elapsed_time_across_a_wall_jump() -> None:
         sched.cancel()
         assert not clock.pending
         assert clock() == pytest.approx(wall_now(), abs=0.01)  # re-anchored
+
+
+def test_uptime_counts_elapsed_time_through_re_anchoring() -> None:
+    wall, elapsed, clock = clocks()
+    elapsed.t += 10.0
+    wall.t += 10.0 - 3600.0  # an hour back, no timer pending: re-anchored at once
+    assert clock() == pytest.approx(1_700_000_010.0 - 3600.0)
+    assert clock.uptime() == pytest.approx(10.0)
