@@ -860,30 +860,13 @@ class FxsLine:
             log.debug("analog indication", extra=kv(indication=repr(ind)))
 
 
-class SimBridge:
-    """The simulated FXB/1 bridge on a pty under the state directory (``[sim]``)."""
-
-    def __init__(self, config: Config) -> None:
-        from ccbs_isdn.drivers.sim.bridge import BridgeSim
-
-        self.bridge = BridgeSim(config.sim.fxs_ports)
-        self.link = Path(config.daemon.state_dir) / "sim-fxs0"
-
-    async def start(self) -> None:
-        await self.bridge.open_pty(self.link)
-
-    async def stop(self) -> None:
-        await self.bridge.close()
-
-
 class CapiLine:
     """The CAPI driver seen from the service: every ISDN indication goes to the engine,
     controller up/down also to ``line_state``; IsdnCommands go to the driver."""
 
     kind = "capi"
 
-    def __init__(self, config: Config, service: CcbsService, *, sim: SimIsdn | None = None
-                 ) -> None:
+    def __init__(self, config: Config, service: CcbsService, *, sim: Any = None) -> None:
         from ccbs_isdn.drivers import load_driver
 
         driver_class = load_driver("capi20")
@@ -1009,53 +992,6 @@ class TracingCapiLib:
                 self._tracer.note(f"additional info not decodable: {exc}", ctrl=ctrl)
         for contents in facilities:
             self._tracer.facility(direction, contents, ctrl=ctrl)
-
-
-class SimIsdn:
-    """The simulated public exchange + card (rcapi server) on its own thread: the
-    real libcapi20 in this process blocks on it, so it must not share our loop."""
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.server: Any = None
-
-    def _factory(self) -> Any:
-        from ccbs_isdn.drivers.sim.controller import ControllerSpec
-        from ccbs_isdn.drivers.sim.exchange import SimExchange
-        from ccbs_isdn.drivers.sim.network.timers import NetworkTimers
-        from ccbs_isdn.drivers.sim.rcapi import RcapiServer
-
-        # the network side runs the [timers] of the standard too (T-RETENTION, T-CCBS1..)
-        network = {f.name: getattr(self.config.timers, f.name) for f in fields(NetworkTimers)
-                   if hasattr(self.config.timers, f.name)}
-        exchange = SimExchange(NetworkTimers(**network).scaled(self.config.sim.timer_scale))
-        specs = []
-        for c in self.config.capi.controllers:
-            access = f"ctrl{c.ctrl}"
-            exchange.add_access(access, c.msns or (f"99{c.ctrl}",), ptp=c.ptp)
-            specs.append(ControllerSpec(c.ctrl, access, c.msns,
-                                        supplementary=c.route != "raw", ptp=c.ptp))
-        for sub in self.config.sim.subscribers:
-            exchange.add_subscriber(sub.number, busy=sub.busy, answers=sub.answers,
-                                    ccbs=sub.ccbs)
-        return RcapiServer(specs, exchange)
-
-    async def start(self) -> int:
-        from ccbs_isdn.drivers.sim.rcapi import ThreadedRcapiServer
-
-        # libcapi20 reads $HOME/.capi20rc, whose REMOTE line would override our choice
-        # (capi.md §2.2): give the library a home of its own with an empty file
-        home = Path(self.config.daemon.state_dir) / "sim-home"
-        home.mkdir(parents=True, exist_ok=True)
-        (home / ".capi20rc").write_text("# ccbsd simulator: transport set by the daemon\n")
-        os.environ["HOME"] = str(home)
-        self.server = ThreadedRcapiServer(self._factory)
-        return int(await asyncio.to_thread(self.server.start))
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            await asyncio.to_thread(self.server.stop)
-            self.server = None
 
 
 def build_lines(config: Config, service: CcbsService) -> dict[str, Any]:
