@@ -65,6 +65,7 @@ from ccbs_isdn.engine.events import (
     PortsAvailable,
     PortSource,
     PortState,
+    PortStates,
     PortsUnavailable,
     RingAnswered,
     RingEnded,
@@ -109,7 +110,7 @@ from ccbs_isdn.isdn import (
 from ccbs_isdn.isdn import CcRequest as IsdnCcRequest
 
 #: Local states in which a request is using B ("being served"): B's FIFO waits.
-_SERVING = frozenset({"Guard", "Recheck", "RecallA", "RecallB"})
+_SERVING = frozenset({"Guard", "Recheck", "RecallA", "RecallB", "Interrupted"})
 
 #: Final state -> notification kind.
 _FINAL_NOTIFY = {
@@ -654,6 +655,10 @@ class CcbsEngine:
         self._adopting: set[int] = set()  # restarted in Requested: see _adopt
         self._released: set[str] = set()  # calls we hung up, until their CallEnded
         self._recheck_started: dict[int, float] = {}
+        # kept up to date at every change, so that the runtime's periodic look at them
+        # (metrics, the poll watch-list) costs O(states + ports), not O(requests)
+        self._counts: dict[tuple[str, str], int] = {}  # (role, state) -> active requests
+        self._watched: dict[str, int] = {}  # port -> enlisted requests using it
         self._heap: list[tuple[float, int, int, int]] = []
         self._seq = itertools.count()
         self._store_writable = True
@@ -673,6 +678,7 @@ class CcbsEngine:
             Dialled: self._on_dialled,
             CallFailed: self._on_call_failed,
             PortState: self._on_port_state,
+            PortStates: self._on_port_states,
             RingAnswered: self._on_ring_answered,
             RingEnded: self._on_ring_ended,
             PortsUnavailable: self._on_ports_unavailable,
@@ -778,6 +784,7 @@ class CcbsEngine:
                 continue
             req = CcRequest.from_record(record)
             self._reqs[req.id] = req
+            self._count(req.role, req.state, 1)
             self._index(req)
             if req.handle is not None:
                 self._next_handle_value = max(self._next_handle_value, req.handle + 1)
@@ -820,17 +827,14 @@ class CcbsEngine:
         return len(self._reqs)
 
     def state_counts(self) -> dict[tuple[str, str], int]:
-        """(role, state) -> number of active requests, without snapshotting them (cheap
-        enough for metrics after a step even with 100k requests)."""
-        counts: dict[tuple[str, str], int] = {}
-        for req in self._reqs.values():
-            key = (req.role.value, req.state)
-            counts[key] = counts.get(key, 0) + 1
-        return counts
+        """(role, state) -> number of active requests. Kept at every change: O(states),
+        however many requests there are."""
+        return dict(self._counts)
 
     def watched_ports(self) -> frozenset[str]:
-        """Ports origin or target of an active request (polled every 5 s by policy)."""
-        return frozenset(p for rid in self._enlisted for p in self._ports_of(self._reqs[rid]))
+        """Ports origin or target of an active request (polled every 5 s by policy).
+        Kept at every change: O(ports), however many requests there are."""
+        return frozenset(self._watched)
 
     def port_busy(self, port: str) -> bool | None:
         state = self._ports.get(port)
@@ -922,12 +926,19 @@ class CcbsEngine:
         self._failed[event.caller] = _FailedCall(event.number, kind, now, event.ctrl,
                                                  event.call_id)
 
+    def _on_port_states(self, event: PortStates, now: float) -> None:
+        for state in event.states:
+            self._on_port_state(state, now)
+            self._drain()  # exactly as if every port had been its own event
+
     def _on_port_state(self, event: PortState, now: float) -> None:
         port = self._port(event.port)
         changed = port.busy is not event.busy
         port.busy = event.busy
         if changed:
             port.since = now
+        if event.peer is not None:
+            self._settle_interrupted(event.port, event.peer, now)
         if event.source is PortSource.POLL:
             port.polled_at = now
         elif not changed:
@@ -950,6 +961,21 @@ class CcbsEngine:
             self._check_recheck(req, now)
         if not event.busy:
             self._serve_b(event.port, now)
+
+    def _settle_interrupted(self, port: str, peer: str, now: float) -> None:
+        """A recall restarted in RecallB (``Interrupted``) learns what ``port`` — its A
+        or its B — is cross-connected to: B's ring-trip completes the connect
+        (analog-bridge.md §3.9.4), so A and B connected means B answered."""
+        ids = set(self._a_reqs.get(port, ()))
+        ids.update(self._b_queue.get(port, ()))
+        for rid in sorted(ids):
+            req = self._reqs.get(rid)
+            if req is None or req.state != "Interrupted" or req.role is not Role.LOCAL:
+                continue
+            other = req.b_port if port == req.a_port else req.a_port
+            trigger = "linked" if other is not None and peer == other else "unlinked"
+            self._fire(req, trigger, now, None, "line",
+                       f"{port} connected to {peer or 'nothing'}")
 
     def _on_ring_answered(self, event: RingAnswered, now: float) -> None:
         port = self._port(event.port)
@@ -1260,6 +1286,7 @@ class CcbsEngine:
         req = CcRequest(self._last_id, role, kind, rules.INITIAL[role], caller, target,
                         created=now, updated=now)
         self._reqs[req.id] = req
+        self._count(role, req.state, 1)
         self._history.append(HistoryEntry(req.id, now, event, "", req.state, actor))
         self._touch(req, now)
         return req
@@ -1300,6 +1327,9 @@ class CcbsEngine:
         finally:
             model.req, model.event = _UNBOUND, None
             self._busy = False
+            if req.state != old:
+                self._count(req.role, old, -1)
+                self._count(req.role, req.state, 1)
         if done:
             if req.state != old and not self._armed:
                 req.deadline, req.timer = None, ""
@@ -1329,6 +1359,7 @@ class CcbsEngine:
         enlisted = req.id in self._enlisted
         self._unindex_all(req)
         del self._reqs[req.id]
+        self._count(req.role, req.state, -1)
         if enlisted:
             self._notify(_FINAL_NOTIFY[req.state], req, req.reason)
         if req.b_port is not None and req.role is Role.LOCAL:
@@ -1384,6 +1415,14 @@ class CcbsEngine:
 
     def _emit(self, action: EngineAction) -> None:
         self._out.append(action)
+
+    def _count(self, role: Role, state: str, delta: int) -> None:
+        key = (role.value, state)
+        left = self._counts.get(key, 0) + delta
+        if left:
+            self._counts[key] = left
+        else:
+            del self._counts[key]
 
     def _touch(self, req: CcRequest, now: float) -> None:
         req.updated = now
@@ -1544,6 +1583,8 @@ class CcbsEngine:
         if req.id in self._enlisted:
             return
         self._enlisted.add(req.id)
+        for port in self._ports_of(req):
+            self._watched[port] = self._watched.get(port, 0) + 1
         self._by_caller.setdefault(req.caller, []).append(req.id)
         self._by_target.setdefault(req.target, []).append(req.id)
         self._pairs[(req.caller, req.target)] = req.id
@@ -1611,6 +1652,12 @@ class CcbsEngine:
                     del self._b_queue[req.b_port]
         if req.id in self._enlisted:
             self._enlisted.discard(req.id)
+            for port in self._ports_of(req):
+                left = self._watched[port] - 1
+                if left:
+                    self._watched[port] = left
+                else:
+                    del self._watched[port]
             for index, key in ((self._by_caller, req.caller), (self._by_target, req.target)):
                 ids = index.get(key)
                 if ids is not None and req.id in ids:

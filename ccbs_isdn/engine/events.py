@@ -16,9 +16,11 @@ Who sends what (the runtime's side of the contract):
   an ``actor`` written to the request history;
 * basic call control: ``Dialled`` for every outgoing call an extension places (before
   placing it), ``CallFailed`` for every call that met busy / no answer;
-* the FXS driver: ``PortState`` for every hook change *and* every reconciliation poll
-  answer, ``RingAnswered`` / ``RingEnded`` for rings the engine asked for,
-  ``PortsUnavailable`` / ``PortsAvailable`` when a bridge goes away / comes back;
+* the FXS driver: ``PortState`` for every hook change, ``PortStates`` (or one
+  ``PortState`` per port) for every reconciliation poll answer — with ``peer`` once
+  the bridge's cross-connects are known —, ``RingAnswered`` / ``RingEnded`` for
+  rings the engine asked for, ``PortsUnavailable`` / ``PortsAvailable`` when a bridge
+  goes away / comes back;
 * the runtime itself: ``StoreState`` when the request store stops (or resumes)
   accepting writes.
 
@@ -123,11 +125,27 @@ class PortSource(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class PortState(Event):
     """Line state of an FXS port: ``busy`` = off-hook or otherwise in use. Poll
-    answers are sent even when nothing changed: they confirm a re-check."""
+    answers are sent even when nothing changed: they confirm a re-check.
+
+    ``peer``: the port this one is cross-connected to ("" = none), when the bridge's
+    cross-connects are known (a poll answer once the bridge is initialised:
+    ``AT%STATE?`` and ``%CONN``, analog-bridge.md §3.2); None = not known. It settles
+    a recall that was interrupted by a restart while B was being rung (``Interrupted``:
+    A and B connected means B answered)."""
 
     port: str
     busy: bool
     source: PortSource = PortSource.EVENT
+    peer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PortStates(Event):
+    """One poll answer (``AT%HOOK?``) as one event: the ``PortState`` of every port
+    in it, handled in order exactly as if each had been sent alone, in one engine
+    step (one commit instead of one per port)."""
+
+    states: tuple[PortState, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +205,7 @@ __all__ = [
     "Event",
     "PortSource",
     "PortState",
+    "PortStates",
     "PortsAvailable",
     "PortsUnavailable",
     "RingAnswered",

@@ -21,7 +21,8 @@ Roles (architecture.md §3):
   Activated (CCBSBFree on PTMP, CCBS-T-Suspend sent on PTP); it behaves like
   Activated for every other trigger.
 * ``local`` — A and B are our own FXS ports; the box is the network: FIFO per B,
-  guard time, re-check poll, suspension, recall ring A then B, missed-recall retry.
+  guard time, re-check poll, suspension, recall ring A then B, missed-recall retry,
+  and a recall a restart interrupted while B was rung (``Interrupted``).
 * ``redial`` — fallback for an external B without network CCBS: probe B by calling
   it; when it alerts ring A, when A answers connect. B is never called while A is
   unavailable, and the probe is released if A does not answer.
@@ -76,6 +77,7 @@ STATES: Final[Mapping[Role, tuple[str, ...]]] = {
         "Suspended",  # B free but A busy / quiet hours / bridge away
         "RecallA",  # ringing A with the recall cadence, CLIP = B
         "RecallB",  # A answered: ringing B, cross-connect pending
+        "Interrupted",  # restarted in RecallB: did B answer? the bridge's links decide
         "RetryWait",  # a recall was missed: pause before the next try
         "Notified",  # notify mode: A was told that B is free
         *FINAL_STATES,
@@ -231,7 +233,7 @@ MONITOR_RULES: Final[tuple[Rule, ...]] = (
 )
 
 _LOCAL_ACTIVE = ["Waiting", "Guard", "Recheck", "Suspended", "RecallA", "RecallB",
-                 "RetryWait", "Notified"]
+                 "Interrupted", "RetryWait", "Notified"]
 
 LOCAL_RULES: Final[tuple[Rule, ...]] = (
     {"trigger": "b_free", "source": "Waiting", "dest": "Guard", "after": "start_guard",
@@ -280,9 +282,19 @@ LOCAL_RULES: Final[tuple[Rule, ...]] = (
                                        "RetryWait", "Notified"],
      "dest": EXPIRED, "after": "expired"},
     {"trigger": "cancel", "source": _LOCAL_ACTIVE, "dest": CANCELLED, "after": "cancelled"},
-    {"trigger": "restart", "source": ["Guard", "Recheck", "RecallA", "RecallB"],
+    {"trigger": "restart", "source": ["Guard", "Recheck", "RecallA"],
      "dest": "Recheck", "after": "restart_recheck",
      "why": "a recall may have been in flight: stop rings, re-check, ring with a new key"},
+    {"trigger": "restart", "source": ["RecallB", "Interrupted"], "dest": "Interrupted",
+     "after": "restart_poll",
+     "why": "B was rung with the cross-connect pending: B may have answered in the last "
+            "moments of the old daemon (the bridge connected A and B, the commit was "
+            "lost). Touch nothing until a poll answer says what A and B are connected to"},
+    {"trigger": "linked", "source": "Interrupted", "dest": COMPLETED, "after": "connected",
+     "why": "A and B are cross-connected: B answered the recall, the request is done"},
+    {"trigger": "unlinked", "source": "Interrupted", "dest": "Recheck",
+     "after": "restart_recheck",
+     "why": "B did not answer: stop B's ring, drop the pending connect, re-check"},
     {"trigger": "restart", "source": ["Waiting", "Suspended", "RetryWait", "Notified"],
      "dest": None, "after": "restart_poll"},
 )

@@ -3,7 +3,8 @@ engine's port actions (rings, polls, cross-connects) and a record of every actio
 
 The lines behave like the FXB/1 bridge (analog-bridge.md §3.9): a ring-trip is
 reported as ``RingAnswered`` (no separate off-hook), polls answer with the current
-hook state of every port asked for, a cross-connect completes on B's ring-trip. The
+hook state (and cross-connect peer) of every port asked for, a cross-connect completes
+on B's ring-trip. The
 ISDN network is *not* simulated here: stories feed ``ccbs_isdn.isdn`` indications by
 hand and assert the commands, like a protocol trace.
 """
@@ -132,7 +133,8 @@ class Box:
             if isinstance(action, PollPorts) and lines.answer_polls:
                 for port in action.ports:
                     if port in lines.hook:
-                        self._queue.append(PortState(port, lines.hook[port], PortSource.POLL))
+                        self._queue.append(PortState(port, lines.hook[port], PortSource.POLL,
+                                                     peer=self.peer(port)))
             elif isinstance(action, Ring):
                 if lines.hook.get(action.port):
                     self._queue.append(RingEnded(action.port, action.key, "failed"))
@@ -147,6 +149,33 @@ class Box:
                 lines.connected = {c for c in lines.connected if action.port not in c}
                 lines.pending_conn = {b: a for b, a in lines.pending_conn.items()
                                       if action.port not in (a, b)}
+
+    def peer(self, port: str) -> str:
+        """The port ``port`` is cross-connected to ("" = none), as a poll answer of an
+        initialised bridge tells it (``AT%STATE?``, ``%CONN``)."""
+        for pair in self.lines.connected:
+            if port in pair:
+                (other,) = pair - {port}
+                return other
+        return ""
+
+    def committed(self) -> list[Any]:
+        """What the store holds: the latest snapshot of every request still active."""
+        latest: dict[int, Any] = {}
+        for changes in self.changes:
+            for record in changes.requests:
+                latest[record.id] = record
+        return [r for r in latest.values() if r.ended_at is None]
+
+    def restarted(self) -> Box:
+        """``kill -9`` and a new daemon: a fresh engine restored from what was
+        committed, on the same lines (the bridge kept running); the restore's actions
+        are executed like those of any step."""
+        box = Box(self.directory.extensions, self.policy, now=self.now,
+                  engine=CcbsEngine(self.directory, self.policy, last_id=self.engine.last_id))
+        box.lines = self.lines
+        box._step(box.engine.restore(self.committed(), box.now))
+        return box
 
     # -------------------------------------------------------------- the users
 

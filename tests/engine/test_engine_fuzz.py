@@ -31,6 +31,7 @@ from ccbs_isdn.engine import (
     PortsAvailable,
     PortSource,
     PortState,
+    PortStates,
     PortsUnavailable,
     Ring,
     RingAnswered,
@@ -88,6 +89,19 @@ def _line(port_of: str, busy: bool, source: PortSource = PortSource.EVENT) -> St
     return make
 
 
+def _peer(port_of: str, linked: bool | None) -> Step:
+    """A poll answer for A or B that says what the port is cross-connected to (its
+    partner, nothing) or, with None, that the bridge does not know yet."""
+    def make(r: RequestRecord, rng: random.Random) -> EngineEvent | float:
+        port = getattr(r, port_of)
+        other = r.b_port if port_of == "a_port" else r.a_port
+        if not port:
+            return 1.0
+        peer = None if linked is None else (other or "") if linked else ""
+        return PortState(port, True, PortSource.POLL, peer=peer)
+    return make
+
+
 def _net(make: Callable[[int, RequestRecord], EngineEvent]) -> Step:
     return lambda r, rng: make(r.ctrl or 1, r)
 
@@ -130,6 +144,9 @@ PROGRESS: dict[tuple[Role, str], list[Step]] = {
                               _line("b_port", False, PortSource.POLL), lambda r, rng: 3.0],
     (Role.LOCAL, "RecallA"): [_ring_answer, _ring_answer, _ring_end],
     (Role.LOCAL, "RecallB"): [_ring_answer, _ring_answer, _ring_end, _line("a_port", False)],
+    (Role.LOCAL, "Interrupted"): [_peer("a_port", True), _peer("b_port", True),
+                                  _peer("a_port", False), _peer("b_port", None),
+                                  lambda r, rng: Cancel(request_id=r.id)],
     (Role.LOCAL, "RetryWait"): [lambda r, rng: 61.0],
     (Role.LOCAL, "Suspended"): [_line("a_port", False, PortSource.POLL),
                                 lambda r, rng: PortsAvailable(tuple(p for p in (r.a_port,
@@ -182,6 +199,10 @@ def guided_event(box: Box, rng: random.Random) -> EngineEvent | float:
         port = rng.choice(PORTS)
         return rng.choice([
             PortState(port, rng.random() < 0.5, rng.choice(list(PortSource))),
+            PortState(port, rng.random() < 0.5, PortSource.POLL, peer=rng.choice(PORTS)),
+            PortStates(tuple(PortState(p, rng.random() < 0.3, PortSource.POLL,
+                                       peer=rng.choice([None, ""]))
+                             for p in PORTS)),
             RingAnswered(port, f"{rng.randrange(1, 4)}.{rng.randrange(1, 4)}"),
             RingEnded(port, f"{rng.randrange(1, 4)}.{rng.randrange(1, 4)}"),
             PortsUnavailable((port,)), PortsAvailable((port,)),
@@ -220,6 +241,14 @@ def check_consistent(engine: CcbsEngine, now: float) -> None:
         assert set(queue) <= set(live) and len(queue) == len(set(queue))
     deadline = engine.next_deadline()
     assert deadline is None or deadline >= now  # nothing overdue left behind
+    # the running tallies behind metrics and the poll watch-list match a full walk
+    counts: dict[tuple[str, str], int] = {}
+    for record in live.values():
+        key = (record.role.value, record.state)
+        counts[key] = counts.get(key, 0) + 1
+    assert engine.state_counts() == counts
+    assert engine.watched_ports() == frozenset(
+        p for rid in engine._enlisted for p in (live[rid].a_port, live[rid].b_port) if p)
 
 
 def walk(seed: random.Random, steps: int, restart_at: int | None = None) -> set[str]:
@@ -235,6 +264,9 @@ def walk(seed: random.Random, steps: int, restart_at: int | None = None) -> set[
         if step == restart_at:  # a crash: rebuild from the snapshots and carry on
             box.engine = CcbsEngine(box.directory, box.policy)
             box.engine.restore(latest.values(), now)
+            for record in box.engine.take_changes().requests:
+                latest[record.id] = record
+                seen.add(f"{record.role.value}:{record.state}")
         nxt = guided_event(box, seed)
         if isinstance(nxt, float):
             now += nxt
@@ -270,5 +302,6 @@ def test_the_walks_reach_deep_states_of_every_role() -> None:
                    "monitor:WaitDestruction", "local:Guard", "local:RecallA",
                    "local:RecallB", "local:Completed", "local:RetryWait",
                    "redial:Waiting", "redial:Dialling", "redial:RecallA",
-                   "redial:Completed", "monitor:Expired", "local:Notified"]:
+                   "redial:Completed", "monitor:Expired", "local:Notified",
+                   "local:Interrupted"]:
         assert needed in seen, (needed, sorted(seen))
