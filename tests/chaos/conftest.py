@@ -5,6 +5,7 @@ repeats a run (every test prints its seed)."""
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,13 +17,16 @@ from ccbs_isdn.drivers.sim.demo import Stage
 from .harness import ChaosStats, base_seed, chaos_stage
 from .summary import report, summary_dir, totals
 
-_SEED = base_seed()
 
-
-@pytest.fixture
+@pytest.fixture(scope="session")
 def seed(request: pytest.FixtureRequest) -> int:
-    print(f"chaos seed {_SEED} (repeat with CCBS_CHAOS_SEED={_SEED})")
-    return _SEED
+    """``CCBS_CHAOS_SEED``, else one per run: the xdist workers share the run's id,
+    so one seed covers the whole run."""
+    run_id = getattr(request.config, "workerinput", {}).get("testrunuid")
+    found = base_seed() if run_id is None or os.environ.get("CCBS_CHAOS_SEED") \
+        else int(str(run_id)[:8], 16)
+    print(f"chaos seed {found} (repeat with CCBS_CHAOS_SEED={found})")
+    return found
 
 
 @pytest.fixture

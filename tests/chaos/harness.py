@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ccbs_isdn.drivers.sim.demo import Stage
+from ccbs_isdn.drivers.sim.demo import ControlRefused, DaemonGone, Stage
 
 from ccbs_isdn.runtime.store import RequestFilter, RequestStore
 from tests.stories.conftest import (
@@ -179,6 +179,9 @@ class Round:
     restarted_at: list[int] = field(default_factory=list)
     script_errors: list[str] = field(default_factory=list)
     commands: int = 0
+    #: strike when this holds instead of at the k-th command (a chosen moment)
+    at: Callable[[], bool] | None = None
+    forced: bool = False  # the round was over before its moment: struck at the end
 
 
 class Monkey:
@@ -306,8 +309,9 @@ class Monkey:
 
     # ------------------------------------------------------------------ round
 
-    async def round(self, number: int, fault: str | None, k: int) -> Round:
-        rnd = Round(number, fault, k)
+    async def round(self, number: int, fault: str | None, k: int = 0, *,
+                    at: Callable[[], bool] | None = None) -> Round:
+        rnd = Round(number, fault, k, at=at)
         box, stage = self.box, self.stage
         rnd.start = stage.mark()
         before = last_id(stage)
@@ -323,13 +327,19 @@ class Monkey:
                    asyncio.ensure_future(self.isdn_script())]
         fault_task = (asyncio.ensure_future(self._fault(rnd, scripts))
                       if fault is not None else None)
-        results = await asyncio.gather(*scripts, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException) and \
-                    not isinstance(result, asyncio.CancelledError):
-                # a lifecycle cut by the fault: settle() finishes it
-                rnd.script_errors.append(f"{type(result).__name__}: {str(result)[:200]}")
-        await self.settle(rnd, fault_task)
+        try:
+            results = await asyncio.gather(*scripts, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException) and \
+                        not isinstance(result, asyncio.CancelledError):
+                    # a lifecycle cut by the fault: settle() finishes it
+                    rnd.script_errors.append(f"{type(result).__name__}: "
+                                             f"{str(result)[:200]}")
+            await self.settle(rnd, fault_task)
+        finally:
+            # nothing of this round may outlive it (a test that fails must not leave
+            # a restart running behind the stage's back)
+            await _cancel([*scripts, *([fault_task] if fault_task else [])])
         rnd.commands = stage.mark() - rnd.start
         await self.check_round(rnd, before)
         self.last_round_end = stage.mark()
@@ -341,9 +351,10 @@ class Monkey:
         ``_force``), plus a few ms: the users drop what they do, the fault strikes."""
         stage = self.stage
         hit = rnd.start + rnd.k
-        await self.box.wait_for(lambda: stage.mark() >= hit or self._force, 120,
-                                "the fault's command")
-        if not self._force:
+        at = rnd.at or (lambda: stage.mark() >= hit)
+        await self.box.wait_for(lambda: at() or self._force, 120, "the fault's moment")
+        rnd.forced = not at()
+        if not self._force and rnd.at is None:
             # strike between two commands, in the middle of the daemon's work
             await asyncio.sleep(self.rng.uniform(0.0, 0.03))
         if rnd.fault != "garbage":
@@ -421,8 +432,8 @@ class Monkey:
     async def _status_or_none(self) -> dict[str, Any] | None:
         try:
             return await asyncio.wait_for(self.stage.status(), 10)
-        except (OSError, TimeoutError, ValueError):
-            return None
+        except (OSError, TimeoutError, ValueError, ControlRefused, DaemonGone):
+            return None  # not answering, or "shutting down"
 
     async def _next_change(self, timeout: float) -> None:
         """Until the box changes (a command, a URC, a phone) or ``timeout``."""
