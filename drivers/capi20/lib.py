@@ -35,6 +35,8 @@ LIBRARY_NAME: Final = "libcapi20.so.3"
 SHM_DIR: Final = "/dev/shm"
 #: libcapi20's SEND_BUFSIZ: put_message may write a DATA_B3 payload behind the message.
 SEND_BUFSIZE: Final = 2176
+#: libcapi20 receive buffers are max(2048, 128 + MaxBDataLen) octets (capi.md §1)
+MIN_RECEIVE_SIZE: Final = 2048
 PROFILE_SIZE: Final = 64
 DRIVERS: Final = ("standard", "fritzbox", "rcapi")
 DEFAULT_REMOTE_PORT: Final = 2662
@@ -157,6 +159,9 @@ class CapiLib:
         # serves every message and is large enough for the library's DATA_B3 append.
         self._send_buffer = ctypes.create_string_buffer(SEND_BUFSIZE)
         self._msg_pointer = _P_UBYTE()
+        # Size of each application's receive buffers in the library (capi.md §1); a
+        # received length word is never believed beyond it.
+        self._receive_size: dict[int, int] = {}
         # The module's debug output defaults to level 255 (capi.md §1): silence it.
         self.set_tracelevel(0)
 
@@ -203,9 +208,11 @@ class CapiLib:
         self._lib.capi20_register(
             max_logical_connection, max_b_data_blocks, max_b_data_len, ctypes.byref(appl)
         )
+        self._receive_size[appl.value] = max(MIN_RECEIVE_SIZE, 128 + max_b_data_len)
         return appl.value
 
     def release(self, appl_id: int) -> None:
+        self._receive_size.pop(appl_id, None)
         self._lib.capi20_release(appl_id)
 
     def fileno(self, appl_id: int) -> int:
@@ -227,9 +234,13 @@ class CapiLib:
         if info == INFO_QUEUE_EMPTY:
             return None
         pointer = self._msg_pointer
-        # The buffer is recycled by the next call: copy exactly the message now.
+        # The buffer is recycled by the next call: copy the message now. The length word
+        # comes from the peer (a card, a remote CAPI server): bound it by the library's
+        # receive buffer, or a lying peer makes us read past it (found by fuzzing). An
+        # over-long message is then truncated and refused by the message decoder.
         length = pointer[0] | (pointer[1] << 8)
-        return ctypes.string_at(pointer, length)
+        limit = self._receive_size.get(appl_id, MIN_RECEIVE_SIZE)
+        return ctypes.string_at(pointer, min(length, limit))
 
     def waitformessage(self, appl_id: int, timeout: float | None) -> bool:
         if timeout is None:
