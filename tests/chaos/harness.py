@@ -284,17 +284,17 @@ class Monkey:
                                    and e["detail"].startswith("controller"), 30)
             await stage.lines_up(30)
         elif fault == "bridge-reboot":
-            boots = box.bridge.boots
+            since = stage.mark()
             box.reboot_bridge()
-            await box.bridge.wait_for(lambda: box.bridge.boots > boots, 10)
-            await stage.lines_up(30)
+            await bridge_set_up(stage, since)
         elif fault == "bridge-unplug":
             await box.unplug_bridge()
             await stage.until(lambda st: any(
                 line["kind"] == "bridge" and not line["up"] for line in st["lines"]),
                 30, "the daemon notices the bridge is gone")
+            since = stage.mark()
             await box.replug_bridge()
-            await stage.lines_up(30)
+            await bridge_set_up(stage, since)
         elif fault == "urc-loss":
             port = self.rng.choice((1, 2, 3))
             box.lose_next_urc(port, self.rng.randint(1, 2))
@@ -498,6 +498,14 @@ class Monkey:
             stats.violation(f"{where}: the network still holds CC records: {leftover}")
 
 
+async def bridge_set_up(stage: Stage, since: int) -> None:
+    """Until the daemon has set the (re)booted bridge up again: its set-up ends with
+    ``AT%STATE?`` (FXB/1 §3.7.1; a phone lifted before that is not reported) and the
+    lines are up."""
+    await stage.command("AT%STATE?", since=since, timeout=30)
+    await stage.lines_up(30)
+
+
 class EventWatch:
     """The daemon's event stream (``events --follow``) from now on:
     ``async with EventWatch(stage) as ev: ...; await ev.until(pred, timeout)``."""
@@ -581,5 +589,6 @@ def write_stats(directory: Path, stats: ChaosStats) -> Path:
     return path
 
 
-__all__ = ["ALL_FAULTS", "ChaosStats", "Monkey", "base_seed", "chaos_stage", "last_id",
+__all__ = ["ALL_FAULTS", "ChaosStats", "Monkey", "base_seed", "bridge_set_up", "chaos_stage",
+           "last_id",
            "long_mode", "read_store", "run_rounds", "write_stats"]
