@@ -258,7 +258,7 @@ async def test_the_network_never_answers_the_request(make: Make, route: str) -> 
     """§5.2: CCBSRequest goes out, the network accepts it but its answer is lost on
     the D channel. After T-ACTIVATE Anna hears the reject tone; the request is Failed
     with the reason activation-timeout, for ccbsctl as for the event stream."""
-    stage = await make(route=route, timers={"t_activate": 2.0})
+    stage = await make(route=route, timers={"t_activate": 1.0})
     box = stage.box
     anna = box.phone(1)
     await stage.call_busy(anna, "0" + EXTERNAL_BUSY + "#")
@@ -376,6 +376,28 @@ async def test_an_offer_not_taken_up_is_erased_after_t_retention(make: Make,
     assert not box.exchange(lambda ex, now: ex.linkages(CTRL), notify=False)
     assert not box.cc_records(CTRL)
     await stage.code(anna, "*#37#", "REJECT")  # Anna: nothing pending
+
+
+@pytest.mark.parametrize("route", PTMP_ROUTES)
+async def test_asking_twice_for_the_same_number_refreshes(make: Make, route: str) -> None:
+    """One request per (A, B) (product.md): Anna hears busy from the same number again
+    and presses 5 again. She hears the confirm tone, but no second CCBSRequest goes
+    out (the network would refuse it with cCBSIsAlreadyActivated): the request she
+    has is refreshed."""
+    stage = await make(route=route)
+    box = stage.box
+    request = await activated(stage)
+    again = await activated(stage)
+    assert (again["id"], again["reference"]) == (request["id"], request["reference"])
+    assert again["expires"] > request["expires"]
+    status = await stage.ccbsd.ctl_json("status")
+    assert [(r["id"], r["state"]) for r in status["requests"]] == [(request["id"],
+                                                                    "Activated")]
+    history = await stage.history(request["id"])
+    assert [h["event"] for h in history["history"]].count("refresh") == 1
+    assert len(box.exchange_log("U->N FACILITY cr=dummy {CCBSRequest(")) == 1
+    assert len(box.exchange_log("CallInfoRetain(")) == 2
+    assert len(box.cc_records(CTRL)) == 1
 
 
 # ========================================================= §5.4 A never answers
@@ -659,3 +681,23 @@ async def test_ccbs_t_t_ccbs5_at_the_network_ends_the_request(make: Make) -> Non
     assert box.exchange_log("T-CCBS5/T-CCNR5 expired")
     assert box.exchange_log("N->U DISCONNECT") and box.exchange_log("cause=#102")
     assert not box.cc_records(CTRL)
+
+
+@pytest.mark.parametrize("route", PTMP_ROUTES)
+async def test_the_local_supervision_expires_first(make: Make, route: str,
+                                                   hook: HookSink) -> None:
+    """etsi-ccbs.md §4/§6: the daemon's own T-CCBS2 watchdog (shortened to 2 s, the
+    network's is long) ends the request: CCBSDeactivate(R) goes on the wire, the
+    network ends its record, the request is Expired and the hook reports it."""
+    stage = await make(route=route, timers={"t_ccbs2": 2.0}, extra=hook.toml())
+    box = stage.box
+    request = await activated(stage)
+    line = await hook.wait("expired ")
+    assert line.startswith(f"expired {request['id']} Expired")
+    doc = await ended(stage, request["id"])
+    assert doc["state"] == "Expired"
+    assert (doc["history"][-1]["event"], doc["history"][-1]["actor"]) == ("lifetime", "timer")
+    await box.wait_for(lambda: not box.cc_records(CTRL), 10, "the network ends it")
+    assert box.exchange_log(f"CCBSDeactivate(ccbs_reference={request['reference']})")
+    assert box.exchange_log("ended: deactivated")
+    assert not box.exchange_log("T-CCBS2 expired")
