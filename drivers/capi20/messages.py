@@ -709,7 +709,10 @@ def encode_supp(sub: Subcommand, param: SuppParam) -> bytes:
     if not 0 <= param.function <= 0xFFFF:
         raise LocalError(f"supplementary function {param.function} out of range")
     layout = _supp_layout(param.function, sub)
-    if layout is None or (not param.fields and param.raw):
+    # An empty RESP is meaningful: for 0x800E it says "this terminal does not answer"
+    # (EN 300 359-1: never answer a CCBSStatusRequest for a reference not held), so it
+    # must not be filled with the layout's defaults (free = 0 would answer "busy").
+    if layout is None or (not param.fields and (param.raw or sub is Subcommand.RESP)):
         inner = param.raw
     else:
         inner = encode_fields(layout, param.fields, f"function 0x{param.function:04X}")

@@ -294,6 +294,14 @@ def test_status_resp_accepts_empty_and_bare_function() -> None:
     assert m.decode_supp(S.RESP, answer).get_int("free") == 1
 
 
+def test_an_empty_status_resp_stays_empty_it_is_no_answer() -> None:
+    # "this terminal does not answer" must not become free=0 ("busy") on the wire
+    empty = m.encode_supp(S.RESP, m.SuppParam(t.FN_CCBS_STATUS, {}))
+    assert empty == bytes.fromhex("0E80 00".replace(" ", ""))
+    busy = m.encode_supp(S.RESP, m.SuppParam(t.FN_CCBS_STATUS, {"free": 0}))
+    assert busy == bytes.fromhex("0E80 02 0000".replace(" ", ""))
+
+
 def test_unknown_function_keeps_raw_inner_struct() -> None:
     p = m.decode_supp(S.IND, bytes.fromhex("0080 03 010203".replace(" ", "")))
     assert p.function == 0x8000 and p.raw == b"\x01\x02\x03" and p.fields == {}

@@ -279,13 +279,7 @@ async def test_the_network_never_answers_the_request(make: Make, route: str) -> 
 
 
 @pytest.mark.parametrize("route", [
-    pytest.param("supplementary", id="supplementary", marks=pytest.mark.xfail(
-        strict=True,
-        reason="drivers/capi20/driver.py CapiDriver._status_resp(token, None) meant as an "
-               "empty FACILITY_RESP ('no answer from this terminal') is encoded by "
-               "messages.encode_supp with the layout default free=0: after "
-               "status_answer_timeout (3 s) the card answers CCBSStatusRequest 'busy' for "
-               "a reference ccbsd does not hold")),
+    pytest.param("supplementary", id="supplementary"),
     pytest.param("raw", id="raw"),
 ])
 async def test_an_orphaned_network_request_is_never_answered(make: Make, route: str) -> None:
