@@ -642,6 +642,9 @@ class CcbsEngine:
         self._by_target: dict[str, list[int]] = {}
         self._pairs: dict[tuple[str, str], int] = {}
         self._b_queue: dict[str, list[int]] = {}  # local B port -> FIFO of request ids
+        # ... of which those not simply Waiting (the only ones a line event of B can
+        # move or a re-check wait for): B's events and polls skip a long FIFO
+        self._b_active: dict[str, set[int]] = {}
         self._a_reqs: dict[str, set[int]] = {}  # port -> requests whose A is there
         self._claims: dict[str, int] = {}  # port -> request ringing/using it
         self._ports: dict[str, _Port] = {}
@@ -952,7 +955,9 @@ class CcbsEngine:
                     if req.id in self._reqs:
                         self._fire(req, trigger, now, event, "line")
             self._check_recheck(req, now)
-        for rid in list(self._b_queue.get(event.port, ())):
+        # FIFO order (ids ascend in a FIFO); a Waiting request has no b_busy row and
+        # no re-check, so the walk skips those
+        for rid in sorted(self._b_active.get(event.port, ())):
             req = self._reqs.get(rid)
             if req is None:
                 continue
@@ -967,7 +972,7 @@ class CcbsEngine:
         or its B — is cross-connected to: B's ring-trip completes the connect
         (analog-bridge.md §3.9.4), so A and B connected means B answered."""
         ids = set(self._a_reqs.get(port, ()))
-        ids.update(self._b_queue.get(port, ()))
+        ids.update(self._b_active.get(port, ()))
         for rid in sorted(ids):
             req = self._reqs.get(rid)
             if req is None or req.state != "Interrupted" or req.role is not Role.LOCAL:
@@ -1330,6 +1335,7 @@ class CcbsEngine:
             if req.state != old:
                 self._count(req.role, old, -1)
                 self._count(req.role, req.state, 1)
+                self._track_b(req)
         if done:
             if req.state != old and not self._armed:
                 req.deadline, req.timer = None, ""
@@ -1375,10 +1381,10 @@ class CcbsEngine:
             return
         if b_port in self._claims:
             return
-        reqs = [self._reqs[rid] for rid in queue]
-        if any(req.state in _SERVING for req in reqs):
+        if any(self._reqs[rid].state in _SERVING for rid in self._b_active.get(b_port, ())):
             return
-        for req in reqs:
+        for rid in queue:  # the first success returns: the FIFO is not changed under us
+            req = self._reqs[rid]
             # CCNR: B must have been used (busy, then free) since the request was made
             if req.state == "Waiting" and (req.kind is CcKind.CCBS or port.since > req.created):
                 if self._fire(req, "b_free", now, None, "line"):
@@ -1415,6 +1421,21 @@ class CcbsEngine:
 
     def _emit(self, action: EngineAction) -> None:
         self._out.append(action)
+
+    def _track_b(self, req: CcRequest) -> None:
+        """Keep ``_b_active`` in step with a local request's state."""
+        if req.role is not Role.LOCAL or req.b_port is None:
+            return
+        active = self._b_active.get(req.b_port)
+        if req.state == "Waiting" or req.state in rules.FINAL_STATES:
+            if active is not None:
+                active.discard(req.id)
+                if not active:
+                    del self._b_active[req.b_port]
+        elif active is None:
+            self._b_active[req.b_port] = {req.id}
+        else:
+            active.add(req.id)
 
     def _count(self, role: Role, state: str, delta: int) -> None:
         key = (role.value, state)
@@ -1599,6 +1620,7 @@ class CcbsEngine:
             queue = self._b_queue.setdefault(req.b_port, [])
             if req.id not in queue:
                 queue.append(req.id)
+            self._track_b(req)
         if req.role is Role.MONITOR and req.ctrl is not None:
             if req.state == "Available":
                 self._offers[req.caller] = req.id
@@ -1650,6 +1672,11 @@ class CcbsEngine:
                 queue.remove(req.id)
                 if not queue:
                     del self._b_queue[req.b_port]
+            active = self._b_active.get(req.b_port)
+            if active is not None:
+                active.discard(req.id)
+                if not active:
+                    del self._b_active[req.b_port]
         if req.id in self._enlisted:
             self._enlisted.discard(req.id)
             for port in self._ports_of(req):

@@ -239,6 +239,10 @@ def check_consistent(engine: CcbsEngine, now: float) -> None:
     assert engine._enlisted <= set(live)
     for queue in engine._b_queue.values():
         assert set(queue) <= set(live) and len(queue) == len(set(queue))
+        assert queue == sorted(queue)  # FIFO = ascending ids (the engine relies on it)
+    assert engine._b_active == {
+        port: active for port, queue in engine._b_queue.items()
+        if (active := {rid for rid in queue if live[rid].state != "Waiting"})}
     deadline = engine.next_deadline()
     assert deadline is None or deadline >= now  # nothing overdue left behind
     # the running tallies behind metrics and the poll watch-list match a full walk
