@@ -306,11 +306,6 @@ class CcbsService:
         # persist now; the reconciliation (interrogate, hook polls) needs the drivers,
         # so it is executed by start() once they run
         self._commit()
-        # the restored requests live as long as the daemon: keep them out of the cyclic
-        # collector's full collections (with 10k requests each one stopped the loop for
-        # 15-20 ms, the tail of bench/e2e.py's B-free -> ring latency)
-        gc.collect()
-        gc.freeze()
         self._restore_actions = list(actions)
         log.info("store opened", extra=kv(path=str(state_dir / STORE_FILE),
                                           restored=len(records)))
@@ -334,6 +329,12 @@ class CcbsService:
         self._refresh_lines()
         actions, self._restore_actions = self._restore_actions, []
         self._after_step(actions, self.clock())
+        # the restored requests, the drivers and the modules they loaded live as long as
+        # the daemon: keep them out of the cyclic collector's full collections (with 10k
+        # requests each one stopped the loop for 15-20 ms: the tail of bench/e2e.py's
+        # B-free -> ring latency)
+        gc.collect()
+        gc.freeze()
 
     async def stop(self) -> None:
         self.scheduler.cancel()
@@ -418,50 +419,56 @@ class CcbsService:
 
     def _after_step(self, actions: Iterable[Any], now: float) -> None:
         actions = tuple(actions)
-        if all(isinstance(action, _QUERIES) for action in actions):
-            # Persist-then-act protects *acts*. A step without one (B went on-hook ->
-            # Guard; the guard ended -> Recheck + a poll) joins the commit of the next
-            # step that acts (the poll answer -> ring A): one fsync on the way from
-            # B's hang-up to A's ring instead of three. A crash in between loses only
-            # steps a restart redoes anyway (Guard/Recheck restart as Recheck).
-            self._commit_later()
-        else:
+        acts = not all(isinstance(action, _QUERIES) for action in actions)
+        if acts:
             self._commit()
+        else:
+            # Persist-then-act protects *acts*. A step without one is written later:
+            # with nothing to do (B went on-hook -> Guard) together with the next
+            # commit, at the latest COMMIT_DELAY later; with a poll to send (the guard
+            # ended -> Recheck) right after the poll went out, so the write overlaps
+            # the bridge's answer instead of delaying it. A crash in between loses
+            # only steps a restart redoes anyway (Guard/Recheck restart as Recheck).
+            self._take_changes()
         for action in actions:
             try:
                 self._execute(action, now)
             except Exception:  # one bad action must not stop the others
                 log.exception("action failed", extra=kv(action=type(action).__name__))
+        if not acts:
+            self._commit_later(0.0 if actions else COMMIT_DELAY)
         self.scheduler.arm(self.engine.next_deadline())
         self._observe_soon()
 
     def _commit(self) -> None:
+        self._take_changes()
+        self._flush()
+
+    def _take_changes(self) -> None:
         if self.engine is None or self.store is None:
             return
         changes = self.engine.take_changes()
         if changes:
             self._unsaved.append(changes)
             self._publish_history(changes)
-        self._flush()
 
-    def _commit_later(self) -> None:
-        """Take the step's changes now; write them with the next commit, at the latest
-        after COMMIT_DELAY (at once when stepped outside a loop: unit tests)."""
-        if self.engine is None or self.store is None:
-            return
-        changes = self.engine.take_changes()
-        if not changes:
-            return
-        self._unsaved.append(changes)
-        self._publish_history(changes)
-        if self._commit_handle is not None:
+    def _commit_later(self, delay: float) -> None:
+        """Write what was taken within ``delay`` seconds, unless a commit comes first
+        (at once when stepped outside a loop: unit tests). Behind the callbacks
+        already due, so a poll just handed to the FXS line is written out first."""
+        if not self._unsaved:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self._flush()
             return
-        self._commit_handle = loop.call_later(COMMIT_DELAY, self._commit_due)
+        handle = self._commit_handle
+        if handle is not None:
+            if handle.when() <= loop.time() + delay:
+                return
+            handle.cancel()
+        self._commit_handle = loop.call_later(delay, self._commit_due)
 
     def _commit_due(self) -> None:
         self._commit_handle = None
