@@ -8,7 +8,11 @@ box sees it, so whatever the daemon was doing in between is cut off mid-way."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from ccbs_isdn.drivers.sim.demo import Stage
@@ -27,6 +31,21 @@ def assert_rings_sane(stage: Stage, port: int, *, at_most: int, restarted_at: in
     refused = [c for c in tried if c.error == "PORT_RINGING"]
     assert all(stage.box.bridge.commands.index(c) >= restarted_at for c in refused)
     assert 1 <= len(stage.box.rings(port, cadence=1)) <= at_most
+
+
+async def freeze(stage: Stage) -> None:
+    """SIGSTOP the daemon and wait until the kernel has stopped it: from here on it
+    handles nothing, so whatever the box does next it never learns of."""
+    proc = stage.ccbsd.proc
+    assert proc is not None
+    os.kill(proc.pid, signal.SIGSTOP)
+    stat = Path(f"/proc/{proc.pid}/stat")
+
+    async def stopped() -> None:
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "T":
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(stopped(), 5)
 
 
 async def kill_and_restart(stage: Stage, request_id: int) -> int:
@@ -68,16 +87,18 @@ async def _local_until(stage: Stage, point: str) -> int:
     await stage.command("AT%RING=2,", since=since)
     if point == "ringing-b":
         return int(request["id"])
+    # "connected": killed in the few ms between Bert's ring-trip and the commit of
+    # "Completed" — made certain by freezing the daemon before Bert answers, so it
+    # never hears of it. The bridge connects the two on its own once the pending
+    # cross-connect is there (FXB/1 §3.9.4).
+    await stage.command("AT%CONN=1,2", since=since)
+    await freeze(stage)
     bert.answer()
     await box.wait_for(lambda: anna.peer == 2, 10, "connected")
-    # killed once the daemon has recorded the completion (killed in the few ms
-    # between Bert's ring-trip and that commit, the restarted engine re-checks the
-    # recall and disconnects the two: see the report of this helper)
-    await stage.settled()
     return int(request["id"])
 
 
-async def _local_finish(stage: Stage, point: str) -> None:
+async def _local_finish(stage: Stage, point: str, request_id: int) -> None:
     """What the users do after the restart, depending on where they were."""
     box = stage.box
     anna, bert = box.phone(1), box.phone(2)
@@ -89,9 +110,16 @@ async def _local_finish(stage: Stage, point: str) -> None:
         # and is called back once more
         await stage.hang_up(anna)
     if point == "connected":
+        # the restarted daemon finds Anna and Bert cross-connected: the recall worked;
+        # their call is left alone until Anna hangs up
         await stage.settled()
+        assert (anna.peer, bert.peer) == (2, 1)
+        assert not [c for c in box.commands("AT%DISC") if box.bridge.commands.index(c) >= since]
+        history = await stage.history(request_id)
+        assert [(h["event"], h["new_state"]) for h in history["history"][-2:]] == [
+            ("restart", "Interrupted"), ("linked", "Completed")]
         await stage.hang_up(anna)
-        await box.wait_for(lambda: anna.peer == 0, 10, "the old connection is torn down")
+        await box.wait_for(lambda: anna.peer == 0, 10, "the connection is torn down")
         assert not [c for c in box.rings(1) if box.bridge.commands.index(c) >= since]
         return
     await box.wait_for(lambda: anna.ringing and anna.clip is not None, 15, "recall ring")
@@ -106,7 +134,7 @@ async def _local_finish(stage: Stage, point: str) -> None:
 async def test_kill_9_in_a_local_lifecycle(stage: Stage, point: str) -> None:
     request_id = await _local_until(stage, point)
     restarted_at = await kill_and_restart(stage, request_id)
-    await _local_finish(stage, point)
+    await _local_finish(stage, point, request_id)
     history = await stage.history(request_id)
     assert history["state"] == "Completed"
     allowed = {"waiting": 1, "guard": 1, "ringing-a": 2, "ringing-b": 2, "connected": 1}
