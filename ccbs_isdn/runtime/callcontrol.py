@@ -420,9 +420,10 @@ class CallControlLine:
         return status
 
     def _assert_in_use(self) -> None:
-        for port in self._ports():
-            if self.core.state(port) is LineState.RINGING:
-                self._fifo.append(E.PortState(port, True, E.PortSource.POLL))
+        ringing = tuple(E.PortState(port, True, E.PortSource.POLL) for port in self._ports()
+                        if self.core.state(port) is LineState.RINGING)
+        if ringing:  # one engine step, like the poll answer it corrects
+            self._fifo.append(E.PortStates(ringing))
         self._drain()
 
 

@@ -148,3 +148,19 @@ async def test_an_engine_event_caused_inside_an_engine_step_is_delivered_after_i
         assert engine.max_depth == 1
     finally:
         await line.stop()
+
+
+async def test_a_poll_answer_does_not_free_a_port_rung_for_a_call() -> None:
+    line, engine, _, _ = make()
+    await line.start()
+    try:
+        dial(line, "22")  # Bert's phone rings for Anna's call
+        mark = len(engine.seen)
+        # the poll says "on-hook" for Bert (a ringing phone is on-hook): call control
+        # tells the engine at once that the port is in use, as one step
+        line.on_analog(C.HookSnapshot((True, False, False, False), bridge="fxs0"))
+        await asyncio.sleep(0)  # one turn of the loop: the correction runs
+        assert engine.seen[mark:] == [E.PortStates((E.PortState("fxs0/2", True,
+                                                                E.PortSource.POLL),))]
+    finally:
+        await line.stop()
