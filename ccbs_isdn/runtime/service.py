@@ -9,13 +9,13 @@ what the drivers deliver to. Every input goes through one path, :meth:`step`:
           ─▶ re-arm the one timer for engine.next_deadline()
 
 Persist-then-act (architecture.md §3): nothing is executed before the state change
-that produced it is committed — a hook poll excepted, which only asks: a step that
-does not act (no actions, or only a poll) is committed together with the next step
-that does, at the latest ``COMMIT_DELAY`` later (one fsync between B's hang-up and
-A's recall ring instead of three). When the store cannot write (disk full, read-only),
-the engine is told (``StoreState(writable=False)``) so it refuses new requests; the
-unsaved changes are kept and written with the next successful commit, and existing
-requests carry on.
+that produced it is committed — a hook poll excepted, which only asks. A step without
+actions is committed with the next commit, at the latest ``COMMIT_DELAY`` later; a
+step whose only action is a poll is committed right after the poll went out, while
+the bridge answers (from B's hang-up to A's recall ring one fsync waits for the disk,
+not three). When the store cannot write (disk full, read-only), the engine is told
+(``StoreState(writable=False)``) so it refuses new requests; the unsaved changes are
+kept and written with the next successful commit, and existing requests carry on.
 
 Owns the mapping between driver vocabulary (``ccbs_isdn.isdn``,
 ``ccbs_isdn.analog.contract``) and engine vocabulary, and the translation of engine
@@ -81,8 +81,8 @@ STORE_FILE = "requests.db"
 STORE_RETRY = 5.0
 #: seconds between two looks at the engine for metrics and the poll watch-list
 OBSERVE_INTERVAL = 0.5
-#: a step that does not act (no actions, or only a hook poll) is committed together
-#: with the next step that acts, or after this many seconds (see ``_after_step``)
+#: a step without actions is committed with the next commit, at the latest after this
+#: many seconds (see ``_after_step``)
 COMMIT_DELAY = 0.05
 
 #: Engine actions that only ask: a hook poll changes nothing at the bridge, so running
