@@ -35,8 +35,9 @@ class FuzzCount:
     accepted: int = 0
 
     def line(self) -> str:
-        return (f"fuzz {self.test}: {self.cases} cases ({self.rejected} refused with the "
-                f"parser's own error, {self.accepted} accepted), 0 crashes")
+        split = (f" ({self.rejected} refused with the parser's own error, "
+                 f"{self.accepted} accepted)" if self.rejected or self.accepted else "")
+        return f"fuzz {self.test}: {self.cases} cases{split}, 0 crashes"
 
 
 @pytest.fixture
