@@ -7,7 +7,7 @@ store stay wall-clock across a restart."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -22,9 +22,12 @@ pytestmark = pytest.mark.integration
 HOUR = 3600.0
 
 
+JumpStage = Callable[..., Awaitable[tuple[Stage, Path]]]
+
+
 @pytest.fixture
 async def make_jump_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                          ) -> AsyncIterator[Callable[..., object]]:
+                          ) -> AsyncIterator[JumpStage]:
     """``await make(lifetime=...)``: a stage whose ccbsd reads its wall-clock offset
     from ``<root>/wall-offset``; returns (stage, offset file)."""
     offset = tmp_path / "wall-offset"
@@ -39,7 +42,7 @@ async def make_jump_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         await stage.open()
         return stage, offset
 
-    yield make  # type: ignore[misc]
+    yield make
     for stage in stages:
         await stage.close()
 
@@ -60,8 +63,8 @@ def jump(offset: Path, seconds: float) -> None:
     offset.write_text(f"{seconds}\n")
 
 
-async def test_a_jump_ahead_expires_nothing_early(make_jump_stage, stats: ChaosStats
-                                                  ) -> None:  # type: ignore[no-untyped-def]
+async def test_a_jump_ahead_expires_nothing_early(make_jump_stage: JumpStage,
+                                                  stats: ChaosStats) -> None:
     stage, offset = await make_jump_stage(lifetime=30.0)
     box = stage.box
     anna, bert = box.phone(1), box.phone(2)
@@ -93,8 +96,8 @@ async def test_a_jump_ahead_expires_nothing_early(make_jump_stage, stats: ChaosS
     await stage.hang_up(bert)
 
 
-async def test_a_jump_back_delays_nothing(make_jump_stage, stats: ChaosStats
-                                          ) -> None:  # type: ignore[no-untyped-def]
+async def test_a_jump_back_delays_nothing(make_jump_stage: JumpStage,
+                                          stats: ChaosStats) -> None:
     stage, offset = await make_jump_stage(lifetime=4.0)
     rid = await waiting_request(stage)
     started = time.monotonic()
@@ -114,7 +117,7 @@ async def test_a_jump_back_delays_nothing(make_jump_stage, stats: ChaosStats
 
 
 async def test_persisted_deadlines_stay_wall_clock_across_a_restart(
-        make_jump_stage, stats: ChaosStats) -> None:  # type: ignore[no-untyped-def]
+        make_jump_stage: JumpStage, stats: ChaosStats) -> None:
     stage, offset = await make_jump_stage(lifetime=60.0)
     rid = await waiting_request(stage)
     jump(offset, HOUR)
