@@ -471,6 +471,12 @@ class SimController:
             return
         plci.disconnect_ind_sent = True
         if plci.owner is None:
+            # An incoming call nobody took yet: every application it was offered to
+            # (CONNECT_IND) learns that it is gone, e.g. the caller hung up while the
+            # phone rang — otherwise the box would ring on until its own timeout.
+            for other in plci.offered:
+                self._ind(other, C.DISCONNECT, plci=plci.plci, reason=reason or t.cause_to_reason(16))
+            plci.offered = []
             self._free(plci)
             return
         self._ind(plci.owner, C.DISCONNECT, plci=plci.plci, reason=reason)

@@ -55,6 +55,20 @@ async def test_incoming_call_is_offered_answered_and_cleared_by_the_far_end(
     assert (ended.call_id, ended.cause) == (incoming.call_id, isdn.CAUSE_NORMAL_CLEARING)
 
 
+async def test_a_caller_who_hangs_up_before_the_answer_ends_the_offered_call(
+        world_factory: Any) -> None:
+    # the phone must stop ringing when the far end gives up (CONNECT_IND, then the
+    # network's DISCONNECT before any CONNECT_RESP)
+    world: CapiWorld = await world_factory()
+    await world.expect(isdn.ControllerUp, where=lambda i: i.ctrl == 1)
+    world.exchange(lambda ex, now: ex.call_from("23", "31", now))
+    incoming = await world.expect(isdn.IncomingCall)
+    world.exchange(lambda ex, now: ex.hang_up("23", now))
+    ended = await world.expect(isdn.CallEnded, timeout=10)
+    assert ended.call_id == incoming.call_id
+    assert ended.cause == isdn.CAUSE_NORMAL_CLEARING
+
+
 async def test_rejected_incoming_call_is_busy_for_the_caller(world_factory: Any) -> None:
     world: CapiWorld = await world_factory()
     await world.expect(isdn.ControllerUp, where=lambda i: i.ctrl == 1)
