@@ -223,6 +223,10 @@ async def _measure(pending: int) -> dict[str, Any]:
             t0 = time.perf_counter()
             await asyncio.gather(*(phone(p, numbers) for p, numbers in plan.items()))
             activating += time.perf_counter() - t0
+            # a control-socket round trip: the daemon has handled what the bridge said
+            # before (the phones' last %HOOK ON), or the first status request could
+            # overtake it (A busy: the network asks again after T-CCBS1, a 1 s outlier)
+            await stage.ccbsd.call("ping")
             for number in batch:
                 latencies.append(await recall(number))
         isdn_rate = len(NUMBERS) / activating
