@@ -20,9 +20,13 @@ libcapi20 keeps its transport and ApplID table per process (capi.md §2.4, §9.4
 from __future__ import annotations
 
 import ctypes
+import errno
+import fcntl
+import logging
 import os
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -30,6 +34,8 @@ from typing import Any, Final
 from ccbs_isdn.errors import CapiError, ConfigError, DriverNotAvailable
 
 from .tables import INFO_OS_RESOURCE, INFO_QUEUE_EMPTY, info_name
+
+log = logging.getLogger(__name__)
 
 LIBRARY_NAME: Final = "libcapi20.so.3"
 SHM_DIR: Final = "/dev/shm"
@@ -131,6 +137,70 @@ def check_shm(path: str = SHM_DIR) -> None:
         )
 
 
+#: libcapi20's named semaphore guarding its shared ApplID table (capi.md §1.1)
+CAPI_SEMAPHORE: Final = "/CAPI20_shared_sem.v01000010"
+#: the library's critical sections take microseconds: a semaphore held this long is stale
+STALE_AFTER: Final = 2.0
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def repair_stale_semaphore(name: str = CAPI_SEMAPHORE, *, shm_dir: str = SHM_DIR,
+                           stale_after: float = STALE_AFTER) -> bool:
+    """Release libcapi20's shared semaphore if a process died holding it.
+
+    The library's critical sections on its shared ApplID table are tiny; a process
+    killed inside one (kill -9, OOM) leaves the semaphore at 0 for good, and every later
+    libcapi20 load or register on the machine hangs (capi.md §1.1) — ccbsd could never
+    start again until a reboot. Before loading, wait up to *stale_after* for the
+    semaphore; if it never comes free it is stale: post it once and say so. Repairs are
+    serialised with a lock file so two processes never post twice. Returns True when a
+    repair was made."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    sem_open = libc.sem_open
+    sem_open.restype = ctypes.c_void_p
+    sem_open.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    libc.sem_timedwait.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Timespec)]
+    libc.sem_post.argtypes = [ctypes.c_void_p]
+    libc.sem_close.argtypes = [ctypes.c_void_p]
+    libc.sem_getvalue.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
+    lock_path = os.path.join(shm_dir, "ccbs-isdn-capi-sem.lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:  # another user's lock file: leave the check to that user
+        log.debug("cannot open %s (%s): stale-semaphore check skipped", lock_path, exc)
+        return False
+    with os.fdopen(fd, "r+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        sem = sem_open(name.encode(), 0)  # the existing semaphore only, never create
+        if sem is None or sem == ctypes.c_void_p(-1).value:
+            return False  # none yet: the library creates it on first load
+        try:
+            deadline = time.time() + stale_after
+            spec = _Timespec(int(deadline), int((deadline % 1) * 1e9))
+            while libc.sem_timedwait(sem, ctypes.byref(spec)) != 0:
+                err = ctypes.get_errno()
+                if err == errno.EINTR:
+                    continue
+                if err != errno.ETIMEDOUT:
+                    return False
+                value = ctypes.c_int(-1)
+                libc.sem_getvalue(sem, ctypes.byref(value))
+                if value.value > 0:  # freed just now
+                    return False
+                libc.sem_post(sem)
+                log.warning("libcapi20's shared semaphore %s was held for more than %.0f s "
+                            "(a process died inside the library); released it", name,
+                            stale_after)
+                return True
+            libc.sem_post(sem)  # it was free: give back what we took
+            return False
+        finally:
+            libc.sem_close(sem)
+
+
 class CapiLib:
     """libcapi20.so.3 with every symbol typed and checked. One per process: use
     :func:`load`. Calls that talk to a remote server (isinstalled, register, get_profile,
@@ -139,6 +209,7 @@ class CapiLib:
 
     def __init__(self, name: str = LIBRARY_NAME, *, shm_dir: str = SHM_DIR) -> None:
         check_shm(shm_dir)
+        repair_stale_semaphore(shm_dir=shm_dir)
         try:
             self._lib = ctypes.CDLL(name)
         except OSError as exc:
