@@ -550,6 +550,12 @@ class _Model:
         self.e._clear_ring(self.req, stop=True)
         self.req.reason = "lifetime"
 
+    def mark_cancelled(self) -> None:
+        self.req.reason = "cancelled"
+
+    def mark_lifetime(self) -> None:
+        self.req.reason = "lifetime"
+
     def cancelled(self) -> None:
         req, e = self.req, self.e
         in_recall_b = req.ring_port and req.ring_port == req.b_port

@@ -197,9 +197,10 @@ MONITOR_RULES: Final[tuple[Rule, ...]] = (
      "why": "R still held but our recall call died with the driver: the network may still "
             "wait for CCBSCall (T-CCBS3): re-check A and ring again (new key)"},
     {"trigger": "cancel", "source": _MON_ACTIVE, "dest": CANCELLED,
-     "after": ["stop_ring", "send_deactivate"], "why": "§5.6/§6: CCBSDeactivate(R)"},
+     "after": ["stop_ring", "send_deactivate", "mark_cancelled"],
+     "why": "§5.6/§6: CCBSDeactivate(R)"},
     {"trigger": "lifetime", "source": ["Activated", "Suspended", "WaitCallback"],
-     "dest": EXPIRED, "after": ["stop_ring", "send_deactivate"],
+     "dest": EXPIRED, "after": ["stop_ring", "send_deactivate", "mark_lifetime"],
      "why": "§4/§6: local supervision T-CCBS2/T-CCNR2 (PTP T-CCBS6/T-CCNR6) expired"},
     # -- restart (persisted state rebuilt) and reconnect (the CAPI link came back): the
     #    driver lost every open operation and call; the FXS side (a ringing A) did not

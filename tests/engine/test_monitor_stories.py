@@ -337,7 +337,7 @@ def test_5_6_cancel_by_a_sends_deactivate(box: Box) -> None:
     out = box.send(Cancel(caller="21", tag="port-21"))
     deactivate = only(box.of(CcDeactivate, out))
     assert (deactivate.ctrl, deactivate.reference, deactivate.kind) == (1, 4, CcKind.CCBS)
-    assert box.state() == "Cancelled"
+    assert box.state() == "Cancelled" and box.record().reason == "cancelled"
     assert box.send(CcDeactivateResult(1, handle=deactivate.handle)) == []
     assert box.send(CcErase(1, reference=4)) == []  # libpri also broadcasts this
 
@@ -359,7 +359,7 @@ def test_5_6_local_supervision_expiry_deactivates(box: Box) -> None:
     activated(box, reference=2)
     out = box.advance(45 * 60)
     assert only(box.of(CcDeactivate, out)).reference == 2
-    assert box.state() == "Expired"
+    assert box.state() == "Expired" and box.record().reason == "lifetime"
 
 
 # ----------------------------------------------------------- §5.7 CCBS-T (PTP)
